@@ -1,0 +1,43 @@
+# The two commands: `make demo` runs the proxy in front of a local MinIO,
+# `make test` runs every test (what CI runs, through .ci/run).
+GO      ?= go
+BIN     := bin/ssec-proxy
+FUZZTIME ?= 5s
+
+.PHONY: all build demo test unit lint fuzz-short fuzz deps clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/ssec-proxy
+
+deps:
+	scripts/deps.sh
+
+demo: deps build
+	$(BIN) demo
+
+# Every test, integration tests included (they start MinIO over TLS and drive
+# minio-go, aws-sdk-go-v2, and Debian's awscli, s3cmd and python3-boto3).
+test: lint
+	scripts/deps.sh --clients
+	SSEC_INTEGRATION=require $(GO) test -race -count=1 ./...
+	$(MAKE) fuzz-short
+
+# Unit tests only, no MinIO needed.
+unit:
+	$(GO) test -race -short ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+# Each fuzz target for a few seconds (CI), or longer: make fuzz FUZZTIME=5m.
+fuzz-short:
+	scripts/fuzz.sh $(FUZZTIME)
+
+fuzz:
+	scripts/fuzz.sh $(if $(filter 5s,$(FUZZTIME)),2m,$(FUZZTIME))
+
+clean:
+	rm -rf bin

@@ -1,0 +1,486 @@
+// Package proxy is the HTTP server of ssec-proxy: it routes each S3 request
+// to its operation, authenticates the client's SigV4 signature, applies the
+// SSE-C rule of the request's bucket and key, re-signs the request for the
+// upstream and streams bodies both ways (DESIGN.md, "Request flow").
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.uber.org/zap"
+
+	"github.com/ssec-proxy/ssec-proxy/config"
+	"github.com/ssec-proxy/ssec-proxy/keystore"
+	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
+	"github.com/ssec-proxy/ssec-proxy/proxy/sigv4"
+)
+
+// Options configure a Server.
+type Options struct {
+	Config *config.Config   // required: listen domain, upstream, clients
+	Keys   *keystore.Store  // required: the keyring, swapped atomically on reload
+	Logger *zap.Logger      // nil: no logging
+	Now    func() time.Time // nil: time.Now; the clock for signature checks
+}
+
+// Server is the proxy's http.Handler.
+type Server struct {
+	domain   string
+	keys     *keystore.Store
+	verifier *sigv4.Verifier
+	up       *upstream
+	log      *zap.Logger
+	router   *mux.Router
+}
+
+// New checks the options and builds a Server.
+func New(o Options) (*Server, error) {
+	if o.Config == nil || o.Keys == nil {
+		return nil, errors.New("proxy: Options.Config and Options.Keys are required")
+	}
+	up, err := newUpstream(o.Config.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	secrets := make(map[string]string, len(o.Config.Clients))
+	for _, c := range o.Config.Clients {
+		secrets[c.AccessKey] = c.SecretKey
+	}
+	s := &Server{
+		domain: o.Config.Domain,
+		keys:   o.Keys,
+		verifier: &sigv4.Verifier{
+			Credentials: func(ak string) (string, bool) { sk, ok := secrets[ak]; return sk, ok },
+			Now:         o.Now,
+		},
+		up:  up,
+		log: log,
+	}
+	s.router = newRouter(s.handle, http.HandlerFunc(s.unrouted))
+	return s, nil
+}
+
+// exchange is one client request on its way through the proxy: what the
+// access log reports of it.
+type exchange struct {
+	id        string
+	start     time.Time
+	w         *responseWriter
+	op        string
+	target    target
+	accessKey string
+	keyID     string
+	payload   string // the client's payload mode
+	bytesIn   int64
+	errCode   string
+}
+
+const exchangeKey ctxKey = 1
+
+// ServeHTTP authenticates r before anything else, then routes it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := &exchange{id: newRequestID(), start: time.Now(), w: &responseWriter{ResponseWriter: w}}
+	defer s.logAccess(ex)
+	t, err := parseTarget(r, s.domain)
+	ex.target = t
+	if err != nil {
+		s.fail(ex, r, err)
+		return
+	}
+	auth, err := s.verifier.Verify(r)
+	if err != nil {
+		s.fail(ex, r, err)
+		return
+	}
+	ex.accessKey, ex.payload = auth.AccessKey, auth.Mode.String()
+	ctx := context.WithValue(r.Context(), infoKey, &reqInfo{target: t, query: r.URL.Query()})
+	ctx = context.WithValue(ctx, exchangeKey, &authedExchange{ex, auth})
+	s.router.ServeHTTP(ex.w, r.WithContext(ctx))
+}
+
+type authedExchange struct {
+	*exchange
+	auth *sigv4.Auth
+}
+
+// unrouted answers requests that match no operation: nothing unclassified
+// goes upstream.
+func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
+	ax, _ := r.Context().Value(exchangeKey).(*authedExchange)
+	if ax == nil {
+		s3err.Write(w, r, s3err.New(s3err.MethodNotAllowed, ""), "")
+		return
+	}
+	ax.op = "Unknown"
+	s.fail(ax.exchange, r, s3err.New(s3err.MethodNotAllowed,
+		"ssec-proxy does not recognise %s on this resource, so it does not forward it", r.Method))
+}
+
+func (s *Server) handle(o op) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ax := r.Context().Value(exchangeKey).(*authedExchange)
+		ax.op = o.Name
+		if err := s.serveOp(o, ax, r); err != nil {
+			s.fail(ax.exchange, r, err)
+		}
+	})
+}
+
+// serveOp runs one operation: plan the upstream request from the rules,
+// send it (retrying reads with previous keys), stream the answer back.
+func (s *Server) serveOp(o op, ax *authedExchange, r *http.Request) error {
+	p, err := s.plan(o, ax, r)
+	if err != nil {
+		return err
+	}
+	resp, err := s.send(r.Context(), p, ax.exchange)
+	if err != nil {
+		return err
+	}
+	return s.respond(ax.exchange, r, p, resp)
+}
+
+// plan is a request ready to go upstream, with the keys to try in order.
+type plan struct {
+	req  *upstreamRequest
+	keys []*keystore.Key // keys[0] is in req; the rest are retried on a read that the key does not fit
+	body *countingBody
+}
+
+func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) {
+	t := ax.target
+	kr := s.keys.Load()
+	if o.Class == ssePostForm {
+		return nil, refusePostForm(kr, t.Bucket)
+	}
+	query := r.URL.Query()
+	for _, p := range presignParams {
+		query.Del(p)
+	}
+	ur := &upstreamRequest{Method: r.Method, Target: t, Query: query, Header: outboundHeaders(r.Header)}
+	p := &plan{req: ur}
+	if o.Class != ssePass {
+		d := kr.Match(t.Bucket, t.Key)
+		if d.Deny {
+			return nil, denied(t.Bucket, t.Key)
+		}
+		if d.Encrypt {
+			if hasHeaderPrefix(r.Header, sseHeaderPrefix) {
+				return nil, refuseClientSSE(t.Bucket, d, false)
+			}
+			setSSEC(ur.Header, d.Key, false)
+			p.keys = append([]*keystore.Key{d.Key}, d.Previous...)
+			ax.keyID = d.Key.ID()
+		}
+	}
+	if o.Class == sseCopy {
+		if err := planCopySource(kr, r.Header, ur.Header); err != nil {
+			return nil, err
+		}
+	}
+	if r.Method == http.MethodPut || r.Method == http.MethodPost {
+		if err := planBody(ax, r, p); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func planCopySource(kr *keystore.Keyring, in, out http.Header) error {
+	cs, err := parseCopySource(in.Get("X-Amz-Copy-Source"))
+	if err != nil {
+		return err
+	}
+	d := kr.Match(cs.Bucket, cs.Key)
+	if d.Deny {
+		return denied(cs.Bucket, cs.Key)
+	}
+	if d.Encrypt {
+		if hasHeaderPrefix(in, copySSEHeaderPrefix) {
+			return refuseClientSSE(cs.Bucket, d, true)
+		}
+		setSSEC(out, d.Key, true)
+	}
+	out.Set("X-Amz-Copy-Source", cs.String())
+	return nil
+}
+
+// planBody streams the client's body through its verification: the
+// upstream gets the decoded bytes with their exact length, and the trailer
+// checksum, if any, as its own trailer once verified.
+func planBody(ax *authedExchange, r *http.Request, p *plan) error {
+	a := ax.auth
+	if a.DecodedLength < 0 {
+		return s3err.New(s3err.MissingContentLength, "")
+	}
+	p.body = &countingBody{body: a.Body(r.Body)}
+	if a.DecodedLength == 0 {
+		// Nothing to stream: verify the (empty) body now and send none, so
+		// that the upstream sees Content-Length: 0, not a chunked body.
+		if _, err := io.Copy(io.Discard, p.body); err != nil {
+			return err
+		}
+		return nil
+	}
+	p.req.Body = p.body
+	p.req.Length = a.DecodedLength
+	if a.Mode == sigv4.Hex {
+		p.req.Hash = a.PayloadHash
+	}
+	if a.Trailer != "" {
+		n, ok := sigv4.ChecksumLen(a.Trailer)
+		if !ok {
+			return s3err.New(s3err.InvalidRequest, "the trailer %q is not a checksum ssec-proxy knows", a.Trailer)
+		}
+		p.req.Trailer = http.Header{a.Trailer: {string(make([]byte, n))}}
+		p.body.trailer, p.body.trailerName = p.req.Trailer, a.Trailer
+	}
+	return nil
+}
+
+func refusePostForm(kr *keystore.Keyring, bucket string) error {
+	d := kr.Match(bucket, "")
+	if d.Encrypt || d.Deny {
+		return s3err.New(s3err.InvalidRequest,
+			"ssec-proxy encrypts objects in bucket %q, and a browser form upload (POST) cannot carry the key: upload with PUT instead", bucket)
+	}
+	return s3err.New(s3err.NotImplemented, "ssec-proxy does not forward browser form uploads (POST); upload with PUT instead")
+}
+
+// send sends the planned request; a GET or HEAD that the current key does
+// not fit (403) is tried again with each previous key in turn.
+func (s *Server) send(ctx context.Context, p *plan, ex *exchange) (*http.Response, error) {
+	retry := p.req.Body == nil && (p.req.Method == http.MethodGet || p.req.Method == http.MethodHead)
+	for i := 0; ; i++ {
+		req, err := s.up.build(ctx, p.req)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := s.up.do(req)
+		if err != nil {
+			return nil, s.upstreamError(ctx, err, p.body)
+		}
+		if !retry || resp.StatusCode != http.StatusForbidden || i+1 >= len(p.keys) {
+			return resp, nil
+		}
+		drain(resp)
+		next := p.keys[i+1]
+		setSSEC(p.req.Header, next, false)
+		ex.keyID = next.ID()
+	}
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+// upstreamError turns a failed round trip into the S3 error the client
+// gets: the body's own verification error first (the client sent a bad
+// body), then statuses for a dead, slow or untrusted upstream.
+func (s *Server) upstreamError(ctx context.Context, err error, body *countingBody) error {
+	if body != nil && body.err != nil {
+		var e *s3err.Error
+		if errors.As(body.err, &e) {
+			return e
+		}
+		return s3err.New(s3err.IncompleteBody, "the request body ended early or could not be read")
+	}
+	if ctx.Err() != nil {
+		return errClientGone
+	}
+	return mapTransportError(err)
+}
+
+var errClientGone = errors.New("client went away")
+
+// respond streams the upstream's answer to the client. SSE-C headers that
+// the upstream echoes are checked against the key sent and removed.
+func (s *Server) respond(ex *exchange, r *http.Request, p *plan, resp *http.Response) error {
+	defer resp.Body.Close()
+	h := ex.w.Header()
+	if md5 := resp.Header.Get("X-Amz-Server-Side-Encryption-Customer-Key-Md5"); md5 != "" && ex.keyID != "" {
+		if k := s.keys.Load(); !echoMatches(k, ex.keyID, md5) {
+			return s3err.New(s3err.BadGateway, "the upstream answered with an SSE-C key MD5 that is not the one of key %s", ex.keyID)
+		}
+	}
+	copyResponseHeaders(h, resp.Header)
+	if p.body != nil {
+		if name, value, ok := p.body.checksum(); ok {
+			h.Set(name, value)
+		}
+		ex.bytesIn = p.body.n
+	}
+	h.Set("X-Amz-Request-Id", ex.id)
+	ex.w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	if _, err := copyBuffered(ex.w, resp.Body); err != nil {
+		if resp.StatusCode < 300 {
+			s.log.Warn("response body cut short", zap.String("request_id", ex.id), zap.String("error", err.Error()))
+		}
+		// Headers are gone: drop the connection so that the client sees a
+		// broken transfer, never a short body that looks complete.
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+func echoMatches(kr *keystore.Keyring, keyID, md5 string) bool {
+	k, ok := kr.KeyByMD5(md5)
+	return ok && k.ID() == keyID
+}
+
+// hopHeaders are not passed on (RFC 9110, 7.6.1), nor are the SSE-C echoes.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+	"X-Amz-Server-Side-Encryption-Customer-Algorithm": true,
+	"X-Amz-Server-Side-Encryption-Customer-Key-Md5":   true,
+	"X-Amz-Server-Side-Encryption-Customer-Key":       true,
+	"X-Amz-Request-Id": true,
+}
+
+func copyResponseHeaders(dst, src http.Header) {
+	for name, vv := range src {
+		if !hopHeaders[name] {
+			dst[name] = vv
+		}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
+func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(dst, src, *bp)
+}
+
+// fail answers with err as S3 XML (or only logs it when the client is gone
+// or the response has already started).
+func (s *Server) fail(ex *exchange, r *http.Request, err error) {
+	if errors.Is(err, errClientGone) {
+		ex.errCode = "ClientGone"
+		ex.w.status = 499
+		return
+	}
+	if ex.w.wroteHeader {
+		panic(http.ErrAbortHandler)
+	}
+	e := s3err.Write(ex.w, r, err, ex.id)
+	ex.errCode = e.Code.Name
+	if e.Code == s3err.InternalError {
+		s.log.Error("internal error", zap.String("request_id", ex.id), zap.String("error", err.Error()))
+	}
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%X", b[:])
+}
+
+// responseWriter records the status and the bytes written.
+type responseWriter struct {
+	http.ResponseWriter
+	status      int
+	n           int64
+	wroteHeader bool
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// countingBody is the verified request body on its way upstream. It keeps
+// the first error (for the status) and, at the verified end, fills in the
+// trailer checksum the upstream request carries.
+type countingBody struct {
+	body    *sigv4.Body
+	n       int64
+	err     error
+	trailer http.Header // the upstream request's trailer, filled in at the verified end
+	// trailerName is the key of the one entry in trailer, as announced by
+	// the client in x-amz-trailer.
+	trailerName string
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	b.n += int64(n)
+	switch {
+	case err == io.EOF && b.trailer != nil:
+		_, value, ok := b.body.Checksum()
+		if !ok {
+			b.err = s3err.New(s3err.MalformedTrailerError, "the announced checksum trailer is missing")
+			return n, b.err
+		}
+		b.trailer[b.trailerName] = []string{value}
+	case err != nil && err != io.EOF && b.err == nil:
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *countingBody) checksum() (string, string, bool) {
+	if b.trailer == nil {
+		return "", "", false
+	}
+	return b.body.Checksum()
+}
+
+func (s *Server) logAccess(ex *exchange) {
+	status := ex.w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	lvl := zap.InfoLevel
+	if status >= 500 {
+		lvl = zap.WarnLevel
+	}
+	if c := s.log.Check(lvl, "request"); c != nil {
+		c.Write(
+			zap.String("request_id", ex.id),
+			zap.String("op", ex.op),
+			zap.String("bucket", ex.target.Bucket),
+			zap.String("key", ex.target.Key),
+			zap.String("key_id", ex.keyID),
+			zap.String("access_key", ex.accessKey),
+			zap.String("payload", ex.payload),
+			zap.Int("status", status),
+			zap.String("error", ex.errCode),
+			zap.Int64("bytes_in", ex.bytesIn),
+			zap.Int64("bytes_out", ex.w.n),
+			zap.Duration("duration", time.Since(ex.start)),
+		)
+	}
+}

@@ -1,0 +1,318 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/minio/minio-go/v7/pkg/signer"
+
+	"github.com/ssec-proxy/ssec-proxy/config"
+	"github.com/ssec-proxy/ssec-proxy/keystore"
+)
+
+// fakeS3 records what reaches the upstream and answers 200 (or status).
+type fakeS3 struct {
+	mu     sync.Mutex
+	reqs   []recorded
+	status int
+	body   string
+}
+
+type recorded struct {
+	Method, Path, Query string
+	Header              http.Header
+	Body                []byte
+	BodyErr             error
+}
+
+func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.reqs = append(f.reqs, recorded{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), b, err})
+	status, body := f.status, f.body
+	f.mu.Unlock()
+	if status == 0 {
+		status = 200
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+func (f *fakeS3) last(t *testing.T) recorded {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reqs) == 0 {
+		t.Fatal("nothing reached the upstream")
+	}
+	return f.reqs[len(f.reqs)-1]
+}
+
+func (f *fakeS3) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.reqs)
+}
+
+type testProxy struct {
+	url    string
+	up     *fakeS3
+	keyMD5 map[string]string // id → base64 MD5
+}
+
+const (
+	testAK = "client-ak"
+	testSK = "client-secret-key-0123456789"
+)
+
+func newTestProxy(t *testing.T) *testProxy {
+	t.Helper()
+	up := &fakeS3{}
+	us := httptest.NewTLSServer(up)
+	t.Cleanup(us.Close)
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: us.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	md5s := map[string]string{}
+	for i, id := range []string{"cur", "old", "other"} {
+		k := bytes.Repeat([]byte{byte('a' + i)}, 32)
+		sum := md5.Sum(k)
+		md5s[id] = base64.StdEncoding.EncodeToString(sum[:])
+		if err := os.WriteFile(filepath.Join(dir, id+".key"), k, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yml := fmt.Sprintf(`
+upstream:
+  endpoint: %s
+  region: us-east-1
+  access_key: up-ak
+  secret_key: up-sk
+  ca_file: %s
+clients:
+  - access_key: %s
+    secret_key: %s
+keys:
+  - {id: cur, file: %[5]s/cur.key}
+  - {id: old, file: %[5]s/old.key}
+  - {id: other, file: %[5]s/other.key}
+rules:
+  - {bucket: enc, key: cur, previous: [old]}
+  - {bucket: enc, prefix: public/, encrypt: false}
+  - {bucket: src-bucket, key: other}
+  - {bucket: plain, encrypt: false}
+default: deny
+`, us.URL, ca, testAK, testSK, dir)
+	cfg, err := config.Parse([]byte("state_dir: "+dir+"\n"+yml), "test.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, _, err := keystore.Build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Config: cfg, Keys: keystore.NewStore(ring)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := httptest.NewServer(h)
+	t.Cleanup(ps.Close)
+	return &testProxy{url: ps.URL, up: up, keyMD5: md5s}
+}
+
+// do signs a request as a client would (hex payload hash) and sends it.
+func (p *testProxy) do(t *testing.T, method, path string, body []byte, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, p.url+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	sum := sha256.Sum256(body)
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	req = signer.SignV4(*req, testAK, testSK, "", "us-east-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+const (
+	hSSEKey     = "X-Amz-Server-Side-Encryption-Customer-Key-Md5"
+	hCopySSEKey = "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key-Md5"
+)
+
+// TestSSECPerOperation pins DESIGN.md's table: which key each operation
+// carries upstream.
+func TestSSECPerOperation(t *testing.T) {
+	p := newTestProxy(t)
+	cases := []struct {
+		name, method, path string
+		hdr                map[string]string
+		key, copyKey       string // key ids expected upstream, "" for none
+	}{
+		{"PutObject", "PUT", "/enc/a/b", nil, "cur", ""},
+		{"PutObject-plaintext-prefix", "PUT", "/enc/public/x", nil, "", ""},
+		{"PutObject-plaintext-bucket", "PUT", "/plain/x", nil, "", ""},
+		{"CreateMultipartUpload", "POST", "/enc/k?uploads", nil, "cur", ""},
+		{"UploadPart", "PUT", "/enc/k?partNumber=1&uploadId=u", nil, "cur", ""},
+		{"CompleteMultipartUpload", "POST", "/enc/k?uploadId=u", nil, "cur", ""},
+		{"CopyObject-same-key", "PUT", "/enc/dst", map[string]string{"X-Amz-Copy-Source": "/enc/src"}, "cur", "cur"},
+		{"CopyObject-from-other-key", "PUT", "/enc/dst", map[string]string{"X-Amz-Copy-Source": "src-bucket/src"}, "cur", "other"},
+		{"CopyObject-from-plaintext", "PUT", "/enc/dst", map[string]string{"X-Amz-Copy-Source": "plain/src"}, "cur", ""},
+		{"CopyObject-to-plaintext", "PUT", "/plain/dst", map[string]string{"X-Amz-Copy-Source": "enc/src"}, "", "cur"},
+		{"UploadPartCopy", "PUT", "/enc/k?partNumber=2&uploadId=u", map[string]string{"X-Amz-Copy-Source": "enc/src"}, "cur", "cur"},
+		{"GetObject", "GET", "/enc/k", nil, "cur", ""},
+		{"HeadObject", "HEAD", "/enc/k", nil, "cur", ""},
+		{"GetObjectAttributes", "GET", "/enc/k?attributes", map[string]string{"X-Amz-Object-Attributes": "ETag"}, "cur", ""},
+		{"SelectObjectContent", "POST", "/enc/k?select&select-type=2", nil, "cur", ""},
+		{"ListObjects", "GET", "/enc?list-type=2", nil, "", ""},
+		{"DeleteObject", "DELETE", "/enc/k", nil, "", ""},
+		{"PutObjectTagging", "PUT", "/enc/k?tagging", nil, "", ""},
+		{"ListParts", "GET", "/enc/k?uploadId=u", nil, "", ""},
+		{"AbortMultipartUpload", "DELETE", "/enc/k?uploadId=u", nil, "", ""},
+		{"ListBuckets", "GET", "/", nil, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := p.do(t, tc.method, tc.path, []byte("body"), tc.hdr)
+			if resp.StatusCode != 200 {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			got := p.up.last(t)
+			if want := p.keyMD5[tc.key]; got.Header.Get(hSSEKey) != want {
+				t.Errorf("SSE-C key MD5 upstream = %q, want key %q (%q)", got.Header.Get(hSSEKey), tc.key, want)
+			}
+			if want := p.keyMD5[tc.copyKey]; got.Header.Get(hCopySSEKey) != want {
+				t.Errorf("copy-source key MD5 upstream = %q, want key %q", got.Header.Get(hCopySSEKey), tc.copyKey)
+			}
+			if got.Header.Get("Authorization") == "" || strings.Contains(got.Header.Get("Authorization"), testAK) {
+				t.Errorf("upstream request not re-signed with the upstream's credentials: %q", got.Header.Get("Authorization"))
+			}
+		})
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	p := newTestProxy(t)
+	cases := []struct {
+		name, method, path string
+		hdr                map[string]string
+		status             int
+		code, msgPart      string
+	}{
+		{"default-deny", "PUT", "/nobucket/dir/x", nil, 403, "AccessDenied", `key prefix &#34;dir/&#34;`},
+		{"deny-copy-source", "PUT", "/enc/x", map[string]string{"X-Amz-Copy-Source": "nobucket/y"}, 403, "AccessDenied", "nobucket"},
+		{"client-sse-c", "PUT", "/enc/x", map[string]string{"X-Amz-Server-Side-Encryption-Customer-Algorithm": "AES256"}, 400, "InvalidRequest", "manages encryption for s3://enc/"},
+		{"client-sse-s3", "PUT", "/enc/x", map[string]string{"X-Amz-Server-Side-Encryption": "AES256"}, 400, "InvalidRequest", "manages encryption"},
+		{"client-copy-sse", "PUT", "/enc/x", map[string]string{"X-Amz-Copy-Source": "enc/y", "X-Amz-Copy-Source-Server-Side-Encryption-Customer-Algorithm": "AES256"}, 400, "InvalidRequest", "copy-source"},
+		{"post-form-encrypting", "POST", "/enc", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, 400, "InvalidRequest", "form upload"},
+		{"unknown-post", "POST", "/enc/x", nil, 405, "MethodNotAllowed", "does not recognise"},
+		{"bad-bucket", "GET", "/Bad_Bucket/x", nil, 400, "InvalidBucketName", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := p.up.count()
+			resp := p.do(t, tc.method, tc.path, []byte("body"), tc.hdr)
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), "<Code>"+tc.code+"</Code>") || !strings.Contains(string(b), tc.msgPart) {
+				t.Errorf("got %d %s, want %d %s containing %q", resp.StatusCode, b, tc.status, tc.code, tc.msgPart)
+			}
+			if p.up.count() != before {
+				t.Error("a refused request reached the upstream")
+			}
+		})
+	}
+}
+
+func TestUnauthenticatedNeverReachesUpstream(t *testing.T) {
+	p := newTestProxy(t)
+	for name, mutate := range map[string]func(r *http.Request){
+		"no-auth": func(r *http.Request) { r.Header.Del("Authorization") },
+		"bad-signature": func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "Signature=", "Signature=0", 1))
+		},
+		"tampered-path": func(r *http.Request) { r.URL.Path = "/enc/other" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest("PUT", p.url+"/enc/k", strings.NewReader("data"))
+			req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+			req = signer.SignV4(*req, testAK, testSK, "", "us-east-1")
+			mutate(req)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 403 {
+				t.Errorf("status %d, want 403: %s", resp.StatusCode, b)
+			}
+			if p.up.count() != 0 {
+				t.Error("an unauthenticated request reached the upstream")
+			}
+		})
+	}
+}
+
+// A body whose hash does not match what the client signed never completes
+// upstream: the upstream sees a short, failed body (invariant 7).
+func TestBadPayloadHashIsNotCommitted(t *testing.T) {
+	p := newTestProxy(t)
+	req, _ := http.NewRequest("PUT", p.url+"/enc/k", strings.NewReader("the real body"))
+	sum := sha256.Sum256([]byte("another body"))
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	req = signer.SignV4(*req, testAK, testSK, "", "us-east-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "XAmzContentSHA256Mismatch") {
+		t.Errorf("got %d %s, want 400 XAmzContentSHA256Mismatch", resp.StatusCode, b)
+	}
+	for _, r := range p.up.reqs {
+		if r.BodyErr == nil && len(r.Body) == len("the real body") {
+			t.Error("the upstream received the whole unverified body")
+		}
+	}
+}
+
+func TestPreviousKeyRetry(t *testing.T) {
+	p := newTestProxy(t)
+	p.up.status = 403
+	resp := p.do(t, "GET", "/enc/k", nil, nil)
+	if resp.StatusCode != 403 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if n := p.up.count(); n != 2 {
+		t.Fatalf("%d upstream requests, want 2 (current key, then the previous one)", n)
+	}
+	if got := p.up.reqs[0].Header.Get(hSSEKey); got != p.keyMD5["cur"] {
+		t.Errorf("first try with %q, want the current key", got)
+	}
+	if got := p.up.reqs[1].Header.Get(hSSEKey); got != p.keyMD5["old"] {
+		t.Errorf("retry with %q, want the previous key", got)
+	}
+}

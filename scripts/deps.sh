@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need, once; later runs find it cached.
+#   - the pinned MinIO server (go install, into ~/.cache/ssec-proxy/bin)
+#   - with --clients: Debian's awscli, s3cmd and python3-boto3 (apt-get, as root)
+set -euo pipefail
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c # keep in step with internal/miniotest.Version
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/ssec-proxy"
+bin="$cache/bin"
+mkdir -p "$bin"
+
+stamp="$bin/minio.version"
+if [ -x "$bin/minio" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$MINIO_VERSION" ]; then
+  echo "deps: minio $MINIO_VERSION already in $bin"
+else
+  echo "deps: building minio $MINIO_VERSION with go install (takes a few minutes the first time)..."
+  GOBIN="$bin" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_VERSION"
+  echo "$MINIO_VERSION" > "$stamp"
+fi
+
+if [ "${1:-}" = "--clients" ]; then
+  need=()
+  [ -x /usr/bin/aws ] || need+=(awscli)
+  command -v s3cmd >/dev/null || need+=(s3cmd)
+  /usr/bin/python3 -c 'import boto3' 2>/dev/null || need+=(python3-boto3)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "deps: apt-get install ${need[*]}"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "deps: awscli, s3cmd and python3-boto3 already installed"
+  fi
+fi
