@@ -37,16 +37,16 @@ import (
 var env *world
 
 type world struct {
-	minio     *miniotest.Server
-	httpsURL  string // the proxy over TLS (https://localhost:port)
-	httpURL   string // the same handler over plain HTTP (clients sign aws-chunked there)
-	caFile    string // the CA of the proxy's certificate
-	clientAK  string
-	clientSK  string
-	keys      map[string][]byte // key id → raw key
-	cfg       *config.Config
-	logs      *syncBuffer // everything the proxy logged
-	dir       string
+	minio    *miniotest.Server
+	httpsURL string // the proxy over TLS (https://localhost:port)
+	httpURL  string // the same handler over plain HTTP (clients sign aws-chunked there)
+	caFile   string // the CA of the proxy's certificate
+	clientAK string
+	clientSK string
+	keys     map[string][]byte // key id → raw key
+	cfg      *config.Config
+	logs     *syncBuffer // everything the proxy logged
+	dir      string
 }
 
 // The rules every test runs under.

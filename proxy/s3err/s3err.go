@@ -124,3 +124,9 @@ func Write(w http.ResponseWriter, r *http.Request, err error, requestID string) 
 	_ = xml.NewEncoder(w).Encode(body)
 	return e
 }
+
+// Codes used for request targets.
+var (
+	KeyTooLongError = Code{"KeyTooLongError", "Your key is too long.", http.StatusBadRequest}
+	NoSuchBucket    = Code{"NoSuchBucket", "The specified bucket does not exist.", http.StatusNotFound}
+)
