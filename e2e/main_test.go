@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,6 +104,10 @@ func runMain(m *testing.M) int {
 	defer w.minio.Stop()
 	env = w
 	code := m.Run()
+	if leaks := w.secretsIn(w.logs.String()); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: the proxy's log holds secrets: %v\n", leaks)
+		code = 1
+	}
 	if code != 0 {
 		fmt.Fprintln(os.Stderr, "MinIO log:", filepath.Join(dir, "minio", "minio.log"))
 	}
@@ -214,4 +219,28 @@ func requireEnv(t *testing.T) {
 	if env == nil {
 		t.Skip("integration environment not running")
 	}
+}
+
+// secretsIn names each secret of the test world that text contains: keys in
+// every encoding, secret keys, and signatures (invariant 2).
+func (w *world) secretsIn(text string) []string {
+	var leaks []string
+	for id, k := range w.keys {
+		for _, enc := range []string{base64.StdEncoding.EncodeToString(k), base64.RawURLEncoding.EncodeToString(k), fmt.Sprintf("%x", k)} {
+			if strings.Contains(text, enc) {
+				leaks = append(leaks, "key "+id)
+			}
+		}
+	}
+	for name, s := range map[string]string{"client secret key": w.clientSK, "upstream secret key": w.minio.SecretKey} {
+		if strings.Contains(text, s) {
+			leaks = append(leaks, name)
+		}
+	}
+	for _, marker := range []string{"Signature=", "X-Amz-Signature", "chunk-signature", "x-amz-server-side-encryption-customer-key:"} {
+		if strings.Contains(strings.ToLower(text), strings.ToLower(marker)) {
+			leaks = append(leaks, marker)
+		}
+	}
+	return leaks
 }
