@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/minio/minio-go/v7/pkg/encrypt"
@@ -179,4 +180,16 @@ func (cs copySource) String() string {
 		v += "?versionId=" + url.QueryEscape(cs.VersionID)
 	}
 	return v
+}
+
+// unsignedAmzHeader returns the first x-amz-* header of h (lower-case) that
+// is not among the signed headers, "" if all are signed.
+func unsignedAmzHeader(h http.Header, signed []string) string {
+	for name := range h {
+		lower := strings.ToLower(name)
+		if strings.HasPrefix(lower, "x-amz-") && !slices.Contains(signed, lower) {
+			return lower
+		}
+	}
+	return ""
 }

@@ -105,6 +105,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.accessKey, ex.payload = auth.AccessKey, auth.Mode.String()
+	if name := unsignedAmzHeader(r.Header, auth.SignedHeaders); name != "" {
+		// An x-amz-* header outside the signature could change what the
+		// request does (a copy source, a checksum): S3 refuses it, so do we.
+		s.fail(ex, r, s3err.New(s3err.AccessDenied, "There were headers present in the request which were not signed: %s", name))
+		return
+	}
 	ctx := context.WithValue(r.Context(), infoKey, &reqInfo{target: t, query: r.URL.Query()})
 	ctx = context.WithValue(ctx, exchangeKey, &authedExchange{ex, auth})
 	s.router.ServeHTTP(ex.w, r.WithContext(ctx))
@@ -451,10 +457,9 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// checksum is the verified checksum (trailer or header) the client sent,
+// which the response carries back as S3's does.
 func (b *countingBody) checksum() (string, string, bool) {
-	if b.trailer == nil {
-		return "", "", false
-	}
 	return b.body.Checksum()
 }
 

@@ -76,7 +76,8 @@ type Body struct {
 	sts    [64 + 1 + 64 + 1 + 64]byte
 	prefix []byte // "AWS4-HMAC-SHA256-PAYLOAD\n<date>\n<scope>\n"
 
-	ck      hash.Hash // the announced trailer checksum
+	ck      hash.Hash // the announced checksum: trailer or header
+	ckName  string
 	ckValue string
 	ckOK    bool
 }
@@ -97,6 +98,9 @@ func (a *Auth) Body(raw io.Reader) *Body {
 		raw = http.NoBody
 	}
 	b := &Body{a: a, raw: raw, declen: a.DecodedLength}
+	if a.HeaderChecksum != "" {
+		b.ck, b.ckName, b.ckValue = newChecksum(a.HeaderChecksum), a.HeaderChecksum, a.headerCkValue
+	}
 	switch a.Mode {
 	case Hex:
 		b.sha = sha256.New()
@@ -104,7 +108,7 @@ func (a *Auth) Body(raw io.Reader) *Body {
 	default:
 		b.br = bufio.NewReaderSize(raw, bufSize)
 		if a.Trailer != "" {
-			b.ck = newChecksum(a.Trailer)
+			b.ck, b.ckName = newChecksum(a.Trailer), a.Trailer
 		}
 		if a.Mode == StreamingSigned || a.Mode == StreamingSignedTrailer {
 			b.sha = sha256.New()
@@ -130,7 +134,7 @@ func (b *Body) Checksum() (name, value string, ok bool) {
 	if !b.verified || !b.ckOK {
 		return "", "", false
 	}
-	return b.a.Trailer, b.ckValue, true
+	return b.ckName, b.ckValue, true
 }
 
 // Read reads decoded, verified body data; see Auth.Body.
@@ -266,6 +270,9 @@ func (b *Body) fillPlain(dst []byte) (int, error) {
 		if b.sha != nil {
 			b.sha.Write(dst[:n])
 		}
+		if b.ck != nil {
+			b.ck.Write(dst[:n])
+		}
 		b.produced += int64(n)
 	}
 	switch {
@@ -305,7 +312,7 @@ func (b *Body) finishPlain() error {
 			return s3err.New(s3err.XAmzContentSHA256Mismatch, "")
 		}
 	}
-	return nil
+	return b.checkSum()
 }
 
 // fillChunked reads an aws-chunked body.
@@ -612,16 +619,23 @@ func (b *Body) finishChunked() error {
 			return s3err.New(s3err.MalformedTrailerError, "Unexpected data after the trailer of the aws-chunked body.")
 		}
 	}
-	if b.ck != nil {
-		var enc [64]byte
-		sum := b.ck.Sum(b.sum[:0])
-		n := base64.StdEncoding.EncodedLen(len(sum))
-		base64.StdEncoding.Encode(enc[:n], sum)
-		if string(enc[:n]) != b.ckValue {
-			return s3err.New(s3err.BadDigest, "The %s you specified did not match the calculated checksum.", b.a.Trailer)
-		}
-		b.ckOK = true
+	return b.checkSum()
+}
+
+// checkSum compares the announced checksum (trailer or header) with the
+// data's.
+func (b *Body) checkSum() error {
+	if b.ck == nil {
+		return nil
 	}
+	var enc [64]byte
+	sum := b.ck.Sum(b.sum[:0])
+	n := base64.StdEncoding.EncodedLen(len(sum))
+	base64.StdEncoding.Encode(enc[:n], sum)
+	if string(enc[:n]) != b.ckValue {
+		return s3err.New(s3err.BadDigest, "The %s you specified did not match the calculated checksum.", b.ckName)
+	}
+	b.ckOK = true
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"github.com/minio/minio-go/v7/pkg/signer"
 	"hash/crc32"
 	"io"
 	"net/http"
@@ -298,4 +299,54 @@ func TestDecodedLengthSigned(t *testing.T) {
 	if _, err := liveVerifier().Verify(r); codeOf(err) != "SignatureDoesNotMatch" {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// A checksum sent up front as a header (UNSIGNED-PAYLOAD with
+// x-amz-checksum-crc32, as aws-sdk-go-v2 does for seekable bodies) is
+// verified like a trailer: a mismatch is BadDigest, and the tail is held.
+func TestHeaderChecksum(t *testing.T) {
+	data := pattern(70_000)
+	for _, tc := range []struct {
+		name, value, code string
+		body              []byte
+	}{
+		{"match", crc32B64(data), "", data},
+		{"mismatch", crc32B64(data), "BadDigest", flipAt(data, len(data)-1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := newClientReq(t, http.MethodPut, "/bucket/k", tc.body)
+			req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+			req.Header.Set("X-Amz-Checksum-Crc32", tc.value)
+			req = signer.SignV4(*req, docAccessKey, docSecret, "", testRegion)
+			sr := toServer(t, req)
+			a, err := liveVerifier().Verify(sr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.HeaderChecksum != "x-amz-checksum-crc32" {
+				t.Fatalf("HeaderChecksum = %q", a.HeaderChecksum)
+			}
+			b := a.Body(sr.Body)
+			got, err := readBody(b, 4096)
+			if codeOf(err) != tc.code {
+				t.Fatalf("err = %v, want %q", err, tc.code)
+			}
+			name, value, ok := b.Checksum()
+			if tc.code == "" && (!ok || name != "x-amz-checksum-crc32" || value != tc.value || !bytes.Equal(got, data)) {
+				t.Errorf("Checksum() = %q %q %v; %d bytes", name, value, ok, len(got))
+			}
+			if tc.code != "" && (ok || len(got) >= len(data)) {
+				t.Errorf("after a mismatch: checksum ok=%v, %d of %d bytes delivered", ok, len(got), len(data))
+			}
+		})
+	}
+	t.Run("with-trailer-refused", func(t *testing.T) {
+		req := newClientReq(t, http.MethodPut, "/bucket/k", data)
+		req.Header.Set("X-Amz-Checksum-Crc32c", "AAAAAA==")
+		req.Header.Set("X-Amz-Content-Sha256", streamingUnsignedTrailer)
+		req = signer.SignV4Trailer(*req, docAccessKey, docSecret, "", testRegion, crc32Trailer(data))
+		if _, err := liveVerifier().Verify(toServer(t, req)); codeOf(err) != "InvalidRequest" {
+			t.Errorf("err = %v, want InvalidRequest", err)
+		}
+	})
 }

@@ -15,6 +15,7 @@ package sigv4
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"strconv"
@@ -99,6 +100,11 @@ type Auth struct {
 	DecodedLength int64    // body length after decoding; -1 if unknown
 	Trailer       string   // lower-case trailer header name from x-amz-trailer, "" if none
 	SignedHeaders []string // lower-case names of the signed headers, as listed by the client
+	// HeaderChecksum is the lower-case name of an x-amz-checksum-* request
+	// header (the checksum sent up front rather than as a trailer), "" if
+	// none; Body verifies the data against its value.
+	HeaderChecksum string
+	headerCkValue  string
 
 	signingKey [32]byte
 	seed       [32]byte // the request signature: first link of the chunk chain
@@ -464,6 +470,9 @@ func (v *Verifier) Verify(r *http.Request) (*Auth, error) {
 			a.Trailer = t
 		}
 	}
+	if err := a.headerChecksum(r.Header); err != nil {
+		return nil, err
+	}
 
 	var secret string
 	ok := false
@@ -549,4 +558,29 @@ func (a *Auth) requestSignature(r *http.Request, uri string, query []queryPair, 
 	*bp = buf
 	bufPool.Put(bp)
 	return sig
+}
+
+// headerChecksum finds the one x-amz-checksum-<algorithm> request header,
+// if any. A trailer and a header checksum together, or two header
+// checksums, are refused as S3 does.
+func (a *Auth) headerChecksum(h http.Header) error {
+	for name, vv := range h {
+		lower := strings.ToLower(name)
+		n, ok := ChecksumLen(lower)
+		if !ok {
+			continue
+		}
+		if a.HeaderChecksum != "" || a.Trailer != "" || len(vv) != 1 {
+			return s3err.New(s3err.InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		}
+		v := strings.TrimSpace(vv[0])
+		if len(v) != n {
+			return s3err.New(s3err.InvalidRequest, "Value for %s header is invalid.", lower)
+		}
+		if _, err := base64.StdEncoding.DecodeString(v); err != nil {
+			return s3err.New(s3err.InvalidRequest, "Value for %s header is invalid.", lower)
+		}
+		a.HeaderChecksum, a.headerCkValue = lower, v
+	}
+	return nil
 }
