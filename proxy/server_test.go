@@ -78,6 +78,7 @@ func (f *fakeS3) count() int {
 type testProxy struct {
 	url    string
 	up     *fakeS3
+	srv    *httptest.Server  // the upstream
 	keyMD5 map[string]string // id → base64 MD5
 }
 
@@ -86,7 +87,10 @@ const (
 	testSK = "client-secret-key-0123456789"
 )
 
-func newTestProxy(t *testing.T) *testProxy {
+// withoutCA leaves the upstream's certificate untrusted.
+const withoutCA = true
+
+func newTestProxy(t *testing.T, noCA ...bool) *testProxy {
 	t.Helper()
 	up := &fakeS3{}
 	us := httptest.NewTLSServer(up)
@@ -95,6 +99,10 @@ func newTestProxy(t *testing.T) *testProxy {
 	ca := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: us.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	caLine := "ca_file: " + ca
+	if len(noCA) > 0 && noCA[0] {
+		caLine = ""
 	}
 	md5s := map[string]string{}
 	for i, id := range []string{"cur", "old", "other"} {
@@ -111,7 +119,7 @@ upstream:
   region: us-east-1
   access_key: up-ak
   secret_key: up-sk
-  ca_file: %s
+  %s
 clients:
   - access_key: %s
     secret_key: %s
@@ -125,7 +133,7 @@ rules:
   - {bucket: src-bucket, key: other}
   - {bucket: plain, encrypt: false}
 default: deny
-`, us.URL, ca, testAK, testSK, dir)
+`, us.URL, caLine, testAK, testSK, dir)
 	cfg, err := config.Parse([]byte("state_dir: "+dir+"\n"+yml), "test.yaml", func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +148,7 @@ default: deny
 	}
 	ps := httptest.NewServer(h)
 	t.Cleanup(ps.Close)
-	return &testProxy{url: ps.URL, up: up, keyMD5: md5s}
+	return &testProxy{url: ps.URL, up: up, srv: us, keyMD5: md5s}
 }
 
 // do signs a request as a client would (hex payload hash) and sends it.
@@ -333,4 +341,73 @@ func TestPreviousKeyRetry(t *testing.T) {
 	if got := reqs[1].Header.Get(hSSEKey); got != p.keyMD5["old"] {
 		t.Errorf("retry with %q, want the previous key", got)
 	}
+}
+
+func TestAuthErrorsAreS3XML(t *testing.T) {
+	p := newTestProxy(t)
+	cases := []struct {
+		name   string
+		sign   func(r *http.Request) *http.Request
+		status int
+		code   string
+	}{
+		{"unknown-access-key", func(r *http.Request) *http.Request {
+			return signer.SignV4(*r, "nobody", testSK, "", "us-east-1")
+		}, 403, "InvalidAccessKeyId"},
+		{"wrong-secret", func(r *http.Request) *http.Request {
+			return signer.SignV4(*r, testAK, "wrong", "", "us-east-1")
+		}, 403, "SignatureDoesNotMatch"},
+		{"no-auth", func(r *http.Request) *http.Request { return r }, 403, "AccessDenied"},
+		{"unsigned-amz-header", func(r *http.Request) *http.Request {
+			r = signer.SignV4(*r, testAK, testSK, "", "us-east-1")
+			r.Header.Set("X-Amz-Copy-Source", "enc/elsewhere")
+			return r
+		}, 403, "AccessDenied"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", p.url+"/enc/k", nil)
+			req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+			resp, err := http.DefaultClient.Do(tc.sign(req))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), "<Code>"+tc.code+"</Code>") {
+				t.Errorf("got %d %s, want %d %s", resp.StatusCode, b, tc.status, tc.code)
+			}
+			if resp.Header.Get("Content-Type") != "application/xml" {
+				t.Errorf("Content-Type %q", resp.Header.Get("Content-Type"))
+			}
+			if p.up.count() != 0 {
+				t.Error("reached the upstream")
+			}
+		})
+	}
+}
+
+// The upstream's failures become clean 5xx S3 errors, never a hang or a
+// pass-through without TLS verification.
+func TestUpstreamFailures(t *testing.T) {
+	t.Run("dead-upstream", func(t *testing.T) {
+		p := newTestProxy(t)
+		p.srv.Close() // nothing listens there any more
+		resp := p.do(t, "GET", "/enc/k", nil, nil)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 503 || !strings.Contains(string(b), "<Code>ServiceUnavailable</Code>") {
+			t.Errorf("got %d %s, want 503 ServiceUnavailable", resp.StatusCode, b)
+		}
+	})
+	t.Run("untrusted-certificate", func(t *testing.T) {
+		p := newTestProxy(t, withoutCA)
+		resp := p.do(t, "PUT", "/enc/k", []byte("secret data"), nil)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 502 || !strings.Contains(string(b), "TLS certificate") {
+			t.Errorf("got %d %s, want 502 naming the certificate", resp.StatusCode, b)
+		}
+		if p.up.count() != 0 {
+			t.Error("a request reached an upstream whose certificate is not trusted")
+		}
+	})
 }
