@@ -19,10 +19,9 @@ demo: deps build
 
 # Every test, integration tests included (they start MinIO over TLS and drive
 # minio-go, aws-sdk-go-v2, and Debian's awscli, s3cmd and python3-boto3).
-test: lint
+test: lint fuzz-short
 	scripts/deps.sh --clients
 	SSEC_INTEGRATION=require $(GO) test -race -count=1 ./...
-	$(MAKE) fuzz-short
 
 # Unit tests only, no MinIO needed.
 unit:

@@ -26,10 +26,11 @@ import (
 
 // fakeS3 records what reaches the upstream and answers 200 (or status).
 type fakeS3 struct {
-	mu     sync.Mutex
-	reqs   []recorded
-	status int
-	body   string
+	mu      sync.Mutex
+	reqs    []recorded
+	status  int
+	body    string
+	echoMD5 string // answer with this SSE-C key MD5, as S3 echoes it
 }
 
 type recorded struct {
@@ -44,6 +45,10 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, recorded{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), b, err})
 	status, body := f.status, f.body
+	if f.echoMD5 != "" {
+		w.Header().Set("X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256")
+		w.Header().Set(hSSEKey, f.echoMD5)
+	}
 	f.mu.Unlock()
 	if status == 0 {
 		status = 200
@@ -410,4 +415,20 @@ func TestUpstreamFailures(t *testing.T) {
 			t.Error("a request reached an upstream whose certificate is not trusted")
 		}
 	})
+}
+
+// An upstream that echoes another key's MD5 is not trusted with the answer.
+func TestEchoedKeyMismatch(t *testing.T) {
+	p := newTestProxy(t)
+	p.up.echoMD5 = p.keyMD5["other"]
+	resp := p.do(t, "PUT", "/enc/k", []byte("x"), nil)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 502 || !strings.Contains(string(b), "key MD5") {
+		t.Errorf("got %d %s, want 502", resp.StatusCode, b)
+	}
+	p.up.echoMD5 = p.keyMD5["cur"]
+	resp = p.do(t, "PUT", "/enc/k", []byte("x"), nil)
+	if resp.StatusCode != 200 || resp.Header.Get(hSSEKey) != "" || resp.Header.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != "" {
+		t.Errorf("got %d with SSE-C echo %q; want 200 and the echo removed", resp.StatusCode, resp.Header.Get(hSSEKey))
+	}
 }
