@@ -166,7 +166,7 @@ clients:
 		}
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), sink, zap.DebugLevel))
-	h, err := proxy.New(proxy.Options{Config: cfg, Keys: keystore.NewStore(ring), Logger: log})
+	h, err := proxy.New(proxy.Options{Config: cfg, Keyring: ring, Logger: log})
 	if err != nil {
 		return nil, err
 	}

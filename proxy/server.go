@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -25,56 +26,102 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	Config *config.Config   // required: listen domain, upstream, clients
-	Keys   *keystore.Store  // required: the keyring, swapped atomically on reload
-	Logger *zap.Logger      // nil: no logging
-	Now    func() time.Time // nil: time.Now; the clock for signature checks
+	Config   *config.Config    // required: domain, upstream, clients
+	Keyring  *keystore.Keyring // required: keys and rules
+	Logger   *zap.Logger       // nil: no logging
+	Observer Observer          // nil: no metrics
+	Now      func() time.Time  // nil: time.Now; the clock for signature checks
+}
+
+// Observer hears of every finished request, for metrics. It must not block.
+type Observer interface {
+	ObserveRequest(RequestStats)
+}
+
+// RequestStats is what an Observer learns of a request. It holds no
+// secret and no object key: key ids and operation names only.
+type RequestStats struct {
+	Op         string        // the operation ("PutObject"…), "" when refused before routing
+	Status     int           // the HTTP status answered
+	ErrCode    string        // the S3 error code answered, "" on success
+	AuthFailed bool          // refused by authentication
+	Decision   string        // "encrypt", "plaintext", "deny", or "" for operations without a rule
+	KeyID      string        // the key the upstream request carried
+	BytesIn    int64         // body bytes sent upstream
+	BytesOut   int64         // body bytes sent to the client
+	Duration   time.Duration // whole request
+	Upstream   time.Duration // time to the upstream's response headers (all tries), 0 if none
 }
 
 // Server is the proxy's http.Handler.
 type Server struct {
+	rt     atomic.Pointer[runtime]
+	log    *zap.Logger
+	obs    Observer
+	now    func() time.Time
+	router *mux.Router
+}
+
+// runtime is everything a config determines. A request uses the runtime
+// it started with, so a reload never changes a request in flight.
+type runtime struct {
 	domain   string
-	keys     *keystore.Store
 	verifier *sigv4.Verifier
 	up       *upstream
-	log      *zap.Logger
-	router   *mux.Router
+	ring     *keystore.Keyring
 }
 
 // New checks the options and builds a Server.
 func New(o Options) (*Server, error) {
-	if o.Config == nil || o.Keys == nil {
-		return nil, errors.New("proxy: Options.Config and Options.Keys are required")
-	}
-	up, err := newUpstream(o.Config.Upstream)
-	if err != nil {
-		return nil, err
+	if o.Config == nil || o.Keyring == nil {
+		return nil, errors.New("proxy: Options.Config and Options.Keyring are required")
 	}
 	log := o.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
-	secrets := make(map[string]string, len(o.Config.Clients))
-	for _, c := range o.Config.Clients {
-		secrets[c.AccessKey] = c.SecretKey
-	}
-	s := &Server{
-		domain: o.Config.Domain,
-		keys:   o.Keys,
-		verifier: &sigv4.Verifier{
-			Credentials: func(ak string) (string, bool) { sk, ok := secrets[ak]; return sk, ok },
-			Now:         o.Now,
-		},
-		up:  up,
-		log: log,
+	s := &Server{log: log, obs: o.Observer, now: o.Now}
+	if err := s.Reload(o.Config, o.Keyring); err != nil {
+		return nil, err
 	}
 	s.router = newRouter(s.handle, http.HandlerFunc(s.unrouted))
 	return s, nil
 }
 
+// Reload swaps in a new config and keyring at once. Requests in flight
+// finish with the ones they started with. On error nothing changes.
+func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
+	if cfg == nil || ring == nil {
+		return errors.New("proxy: Reload needs a config and a keyring")
+	}
+	up, err := newUpstream(cfg.Upstream)
+	if err != nil {
+		return err
+	}
+	secrets := make(map[string]string, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		secrets[c.AccessKey] = c.SecretKey
+	}
+	rt := &runtime{
+		domain: cfg.Domain,
+		verifier: &sigv4.Verifier{
+			Credentials: func(ak string) (string, bool) { sk, ok := secrets[ak]; return sk, ok },
+			Now:         s.now,
+		},
+		up:   up,
+		ring: ring,
+	}
+	if old := s.rt.Swap(rt); old != nil {
+		// Idle connections of the old transport go; busy ones finish.
+		old.up.client.CloseIdleConnections()
+	}
+	return nil
+}
+
 // exchange is one client request on its way through the proxy: what the
 // access log reports of it.
 type exchange struct {
+	rt        *runtime
 	id        string
 	start     time.Time
 	w         *responseWriter
@@ -85,22 +132,28 @@ type exchange struct {
 	payload   string // the client's payload mode
 	bytesIn   int64
 	errCode   string
+
+	authFailed bool
+	decision   string
+	upstream   time.Duration
 }
 
 const exchangeKey ctxKey = 1
 
 // ServeHTTP authenticates r before anything else, then routes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{id: newRequestID(), start: time.Now(), w: &responseWriter{ResponseWriter: w}}
-	defer s.logAccess(ex)
-	t, err := parseTarget(r, s.domain)
+	rt := s.rt.Load()
+	ex := &exchange{id: newRequestID(), start: time.Now(), w: &responseWriter{ResponseWriter: w}, rt: rt}
+	defer s.finish(ex)
+	t, err := parseTarget(r, rt.domain)
 	ex.target = t
 	if err != nil {
 		s.fail(ex, r, err)
 		return
 	}
-	auth, err := s.verifier.Verify(r)
+	auth, err := rt.verifier.Verify(r)
 	if err != nil {
+		ex.authFailed = true
 		s.fail(ex, r, err)
 		return
 	}
@@ -108,6 +161,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name := unsignedAmzHeader(r.Header, auth.SignedHeaders); name != "" {
 		// An x-amz-* header outside the signature could change what the
 		// request does (a copy source, a checksum): S3 refuses it, so do we.
+		ex.authFailed = true
 		s.fail(ex, r, s3err.New(s3err.AccessDenied, "There were headers present in the request which were not signed: %s", name))
 		return
 	}
@@ -167,7 +221,7 @@ type plan struct {
 
 func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) {
 	t := ax.target
-	kr := s.keys.Load()
+	kr := ax.rt.ring
 	if o.Class == ssePostForm {
 		return nil, refusePostForm(kr, t.Bucket)
 	}
@@ -179,6 +233,7 @@ func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) 
 	p := &plan{req: ur}
 	if o.Class != ssePass {
 		d := kr.Match(t.Bucket, t.Key)
+		ax.decision = decisionName(d)
 		if d.Deny {
 			return nil, denied(t.Bucket, t.Key)
 		}
@@ -269,12 +324,15 @@ func refusePostForm(kr *keystore.Keyring, bucket string) error {
 // not fit (403) is tried again with each previous key in turn.
 func (s *Server) send(ctx context.Context, p *plan, ex *exchange) (*http.Response, error) {
 	retry := p.req.Body == nil && (p.req.Method == http.MethodGet || p.req.Method == http.MethodHead)
+	up := ex.rt.up
 	for i := 0; ; i++ {
-		req, err := s.up.build(ctx, p.req)
+		req, err := up.build(ctx, p.req)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := s.up.do(req)
+		start := time.Now()
+		resp, err := up.do(req)
+		ex.upstream += time.Since(start)
 		if err != nil {
 			return nil, s.upstreamError(ctx, err, p.body)
 		}
@@ -318,7 +376,7 @@ func (s *Server) respond(ex *exchange, r *http.Request, p *plan, resp *http.Resp
 	defer resp.Body.Close()
 	h := ex.w.Header()
 	if md5 := resp.Header.Get("X-Amz-Server-Side-Encryption-Customer-Key-Md5"); md5 != "" && ex.keyID != "" {
-		if k := s.keys.Load(); !echoMatches(k, ex.keyID, md5) {
+		if !echoMatches(ex.rt.ring, ex.keyID, md5) {
 			return s3err.New(s3err.BadGateway, "the upstream answered with an SSE-C key MD5 that is not the one of key %s", ex.keyID)
 		}
 	}
@@ -463,10 +521,28 @@ func (b *countingBody) checksum() (string, string, bool) {
 	return b.body.Checksum()
 }
 
-func (s *Server) logAccess(ex *exchange) {
+func decisionName(d keystore.Decision) string {
+	switch {
+	case d.Deny:
+		return "deny"
+	case d.Encrypt:
+		return "encrypt"
+	}
+	return "plaintext"
+}
+
+// finish reports the request to the access log and the observer.
+func (s *Server) finish(ex *exchange) {
 	status := ex.w.status
 	if status == 0 {
 		status = http.StatusOK
+	}
+	if s.obs != nil {
+		s.obs.ObserveRequest(RequestStats{
+			Op: ex.op, Status: status, ErrCode: ex.errCode, AuthFailed: ex.authFailed,
+			Decision: ex.decision, KeyID: ex.keyID, BytesIn: ex.bytesIn, BytesOut: ex.w.n,
+			Duration: time.Since(ex.start), Upstream: ex.upstream,
+		})
 	}
 	lvl := zap.InfoLevel
 	if status >= 500 {

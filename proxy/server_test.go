@@ -81,6 +81,8 @@ func (f *fakeS3) count() int {
 }
 
 type testProxy struct {
+	h      *Server
+	cfg    *config.Config
 	url    string
 	up     *fakeS3
 	srv    *httptest.Server  // the upstream
@@ -147,13 +149,13 @@ default: deny
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{Config: cfg, Keys: keystore.NewStore(ring)})
+	h, err := New(Options{Config: cfg, Keyring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ps := httptest.NewServer(h)
 	t.Cleanup(ps.Close)
-	return &testProxy{url: ps.URL, up: up, srv: us, keyMD5: md5s}
+	return &testProxy{h: h, cfg: cfg, url: ps.URL, up: up, srv: us, keyMD5: md5s}
 }
 
 // do signs a request as a client would (hex payload hash) and sends it.
@@ -430,5 +432,58 @@ func TestEchoedKeyMismatch(t *testing.T) {
 	resp = p.do(t, "PUT", "/enc/k", []byte("x"), nil)
 	if resp.StatusCode != 200 || resp.Header.Get(hSSEKey) != "" || resp.Header.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != "" {
 		t.Errorf("got %d with SSE-C echo %q; want 200 and the echo removed", resp.StatusCode, resp.Header.Get(hSSEKey))
+	}
+}
+
+type statsRecorder struct {
+	mu    sync.Mutex
+	stats []RequestStats
+}
+
+func (r *statsRecorder) ObserveRequest(s RequestStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stats = append(r.stats, s)
+}
+
+func TestReloadSwapsKeysAndObserverSees(t *testing.T) {
+	p := newTestProxy(t)
+	rec := &statsRecorder{}
+	p.h.obs = rec
+	p.do(t, "PUT", "/enc/k", []byte("abc"), nil)
+	if got := p.up.last(t).Header.Get(hSSEKey); got != p.keyMD5["cur"] {
+		t.Fatalf("before reload: key %q", got)
+	}
+	// The new config encrypts bucket enc with "other".
+	cfg := *p.cfg
+	cfg.Rules = []config.Rule{{Bucket: "enc", Key: "other"}}
+	ring, _, err := keystore.Build(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.h.Reload(&cfg, ring); err != nil {
+		t.Fatal(err)
+	}
+	p.do(t, "PUT", "/enc/k", []byte("abc"), nil)
+	if got := p.up.last(t).Header.Get(hSSEKey); got != p.keyMD5["other"] {
+		t.Errorf("after reload: key %q, want other's", got)
+	}
+	p.do(t, "PUT", "/nobucket/k", []byte("abc"), nil)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	want := []RequestStats{
+		{Op: "PutObject", Status: 200, Decision: "encrypt", KeyID: "cur", BytesIn: 3},
+		{Op: "PutObject", Status: 200, Decision: "encrypt", KeyID: "other", BytesIn: 3},
+		{Op: "PutObject", Status: 403, ErrCode: "AccessDenied", Decision: "deny"},
+	}
+	if len(rec.stats) != len(want) {
+		t.Fatalf("%d stats, want %d", len(rec.stats), len(want))
+	}
+	for i, w := range want {
+		g := rec.stats[i]
+		g.Duration, g.Upstream, g.BytesOut = 0, 0, 0
+		if g != w {
+			t.Errorf("stats[%d] = %+v, want %+v", i, g, w)
+		}
 	}
 }

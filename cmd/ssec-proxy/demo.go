@@ -87,7 +87,7 @@ Ctrl-C stops the proxy and MinIO.
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, keystore.NewStore(ring), ln, log)
+	return serve(ctx, cfg, ring, ln, log)
 }
 
 // writeDemoConfig writes the demo's key (once) and its config (each run:

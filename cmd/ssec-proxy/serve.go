@@ -51,15 +51,15 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	return serve(ctx, cfg, keystore.NewStore(ring), ln, log)
+	return serve(ctx, cfg, ring, ln, log)
 }
 
 // serve runs the proxy on ln until ctx ends, then shuts down gracefully.
-func serve(ctx context.Context, cfg *config.Config, keys *keystore.Store, ln net.Listener, log *zap.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, ring *keystore.Keyring, ln net.Listener, log *zap.Logger) error {
 	if cfg.Upstream.InsecureSkipVerify {
 		log.Warn("upstream.insecure_skip_verify is set: the upstream's TLS certificate is NOT verified, and SSE-C keys may go to whoever answers")
 	}
-	h, err := proxy.New(proxy.Options{Config: cfg, Keys: keys, Logger: log})
+	h, err := proxy.New(proxy.Options{Config: cfg, Keyring: ring, Logger: log})
 	if err != nil {
 		return err
 	}
