@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -46,8 +47,13 @@ const (
 
 // Defaults applied by SetDefaults.
 const (
-	DefaultListen = "127.0.0.1:8443"
-	DefaultDomain = "localhost"
+	DefaultListen        = "127.0.0.1:8443"
+	DefaultDomain        = "localhost"
+	DefaultAdminListen   = "127.0.0.1:9464"
+	DefaultShutdownGrace = 30 * time.Second
+	DefaultPartSize      = 64 << 20 // 64 MiB: 5 MiB to 5 GiB are allowed
+	MinPartSize          = 5 << 20
+	MaxPartSize          = 5 << 30
 )
 
 // Config is the whole config file.
@@ -62,6 +68,10 @@ type Config struct {
 	Keys     []KeySource `yaml:"keys"`
 	Rules    []Rule      `yaml:"rules"`
 	Default  string      `yaml:"default"` // DefaultDeny (default) or DefaultPlaintext
+	Admin    Admin       `yaml:"admin"`
+	// ShutdownGrace is how long transfers in flight may take to finish
+	// after SIGTERM/SIGINT; default DefaultShutdownGrace.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
 
 	// FromEnv maps the path of each field whose value held a ${VAR}
 	// reference (e.g. "upstream.secret_key") to the value as written in the
@@ -71,6 +81,27 @@ type Config struct {
 	lines            map[string]int // field path → line in Path
 	clientsDefaulted bool           // Clients was filled from Upstream by SetDefaults
 }
+
+// Admin is the listener for /metrics, /healthz and /readyz.
+type Admin struct {
+	Listen string `yaml:"listen"` // host:port; default DefaultAdminListen; "off" disables it
+}
+
+// Duration is a time.Duration written as "30s", "2m".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (e.g. 30s, 2m)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
 // TLS is how the proxy serves its clients.
 type TLS struct {
@@ -88,7 +119,21 @@ type Upstream struct {
 	SecretKey          string `yaml:"secret_key"`
 	CAFile             string `yaml:"ca_file"`              // extra CA (PEM) to trust for the upstream
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // do not verify the upstream's certificate (tests only)
+	// Copy is how a copy between different keys is done: CopyNative (try
+	// the upstream's copy with both keys first; default) or CopyStream (the
+	// proxy always streams the object: GET with the source key, PUT with
+	// the destination's), which is what SOS needs.
+	Copy string `yaml:"copy"`
+	// PartSize is the part size, in bytes, of the multipart uploads the
+	// proxy makes itself (streamed copies, rekey); default DefaultPartSize.
+	PartSize int64 `yaml:"part_size"`
 }
+
+// Values of Upstream.Copy.
+const (
+	CopyNative = "native"
+	CopyStream = "stream"
+)
 
 // Client is a credential that local tools sign their requests with.
 type Client struct {
@@ -112,6 +157,9 @@ type Rule struct {
 	Key      string   `yaml:"key"`      // key id that new objects are written with; required when encrypting
 	Previous []string `yaml:"previous"` // key ids tried in order to read objects written before a rotation
 	Encrypt  *bool    `yaml:"encrypt"`  // nil means true; false stores objects as sent
+	// AllowPlaintextReads lets reads through an encrypting rule return
+	// objects stored without SSE-C (for migrations); rekey encrypts them.
+	AllowPlaintextReads bool `yaml:"allow_plaintext_reads"`
 }
 
 // Encrypts reports whether objects under the rule are encrypted (Encrypt is
@@ -266,8 +314,8 @@ func (u Upstream) GoString() string { return fmt.Sprintf("%+v", u) }
 
 // Format prints the upstream with its secret key redacted, whatever the verb.
 func (u Upstream) Format(f fmt.State, verb rune) {
-	fmt.Fprintf(f, "{Zone:%s Endpoint:%s Region:%s AccessKey:%s SecretKey:%s CAFile:%s InsecureSkipVerify:%t}",
-		u.Zone, u.Endpoint, u.Region, u.AccessKey, redact(u.SecretKey), u.CAFile, u.InsecureSkipVerify)
+	fmt.Fprintf(f, "{Zone:%s Endpoint:%s Region:%s AccessKey:%s SecretKey:%s CAFile:%s InsecureSkipVerify:%t Copy:%s PartSize:%d}",
+		u.Zone, u.Endpoint, u.Region, u.AccessKey, redact(u.SecretKey), u.CAFile, u.InsecureSkipVerify, u.Copy, u.PartSize)
 }
 
 // String shows the client with its secret key redacted.

@@ -82,6 +82,7 @@ func TestParseValid(t *testing.T) {
 		Upstream: Upstream{
 			Zone: "ch-gva-2", Endpoint: "https://sos-ch-gva-2.exo.io", Region: "ch-gva-2",
 			AccessKey: testAccessKey, SecretKey: testSecretKey,
+			Copy: CopyNative, PartSize: DefaultPartSize,
 		},
 		Clients: []Client{
 			{AccessKey: "local-tool", SecretKey: testLocalKey},
@@ -99,6 +100,9 @@ func TestParseValid(t *testing.T) {
 			{Bucket: "media.example.com", Prefix: "raw photos/2026/", Key: "shared", Encrypt: &tr},
 		},
 		Default: DefaultPlaintext,
+		Admin:   Admin{Listen: DefaultAdminListen},
+
+		ShutdownGrace: Duration(DefaultShutdownGrace),
 		FromEnv: map[string]string{
 			"upstream.access_key":   "${SOS_ACCESS_KEY}",
 			"upstream.secret_key":   "${SOS_SECRET_KEY}",
@@ -308,6 +312,14 @@ func TestParseInline(t *testing.T) {
 		{"domain with port", up + "domain: localhost:8443\n", "domain", "port"},
 		{"domain bad", up + "domain: a..b\n", "domain", "DNS name"},
 		{"tls off", up + "tls: {mode: off}\n", "", ""},
+		{"admin off", up + "admin: {listen: off}\n", "", ""},
+		{"admin bad", up + "admin: {listen: nowhere}\n", "admin.listen", "host:port"},
+		{"shutdown grace", up + "shutdown_grace: 2m\n", "", ""},
+		{"shutdown grace negative", up + "shutdown_grace: -1s\n", "shutdown_grace", "negative"},
+		{"copy stream", "upstream: {zone: ch-gva-2, access_key: a, secret_key: b, copy: stream}\n", "", ""},
+		{"copy bad", "upstream: {zone: ch-gva-2, access_key: a, secret_key: b, copy: maybe}\n", "upstream.copy", `"maybe" is not one of`},
+		{"part size small", "upstream: {zone: ch-gva-2, access_key: a, secret_key: b, part_size: 1000}\n", "upstream.part_size", "outside"},
+		{"plaintext reads without encryption", up + keys + "rules: [{bucket: b-1, encrypt: false, allow_plaintext_reads: true}]\n", "rules[0].allow_plaintext_reads", "encrypt: false"},
 		{"tls auto with cert", up + "tls: {mode: auto, cert: /c}\n", "tls.cert", "only used with mode files"},
 		{"tls bad mode", up + "tls: {mode: on}\n", "tls.mode", `"on" is not one of`},
 		{"zone unknown", "upstream: {zone: xx, access_key: a, secret_key: b}\n", "upstream.zone", "ch-gva-2, ch-dk-2"},

@@ -28,6 +28,18 @@ func (c *Config) SetDefaults(lookupEnv func(string) (string, bool)) {
 	if c.Default == "" {
 		c.Default = DefaultDeny
 	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = Duration(DefaultShutdownGrace)
+	}
+	if c.Upstream.Copy == "" {
+		c.Upstream.Copy = CopyNative
+	}
+	if c.Upstream.PartSize == 0 {
+		c.Upstream.PartSize = DefaultPartSize
+	}
 	u := &c.Upstream
 	if u.Zone != "" && knownZone(u.Zone) {
 		if u.Endpoint == "" {

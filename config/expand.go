@@ -102,7 +102,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			w.lines[p] = item.Line
 			w.walk(item, t.Elem(), p)
 		}
-	case reflect.String, reflect.Bool:
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64:
 		if n.Kind != yaml.ScalarNode {
 			w.errorf(n, path, "expected a single value, found %s", kindName(n))
 			return

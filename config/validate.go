@@ -30,6 +30,7 @@ func (c *Config) Validate() error {
 	default:
 		v.add("default", "%q is not one of %s, %s", c.Default, DefaultDeny, DefaultPlaintext)
 	}
+	v.operations()
 	return errors.Join(v.errs...)
 }
 
@@ -48,6 +49,34 @@ func (v *validator) add(field, format string, args ...any) {
 		}
 	}
 	v.errs = append(v.errs, &FieldError{File: v.c.Path, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// operations checks admin, shutdown_grace and the upstream's copy settings.
+func (v *validator) operations() {
+	c := v.c
+	if c.Admin.Listen != "off" {
+		if _, port, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			v.add("admin.listen", "%q is not host:port (e.g. 127.0.0.1:9464) or off", c.Admin.Listen)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			v.add("admin.listen", "port %q is not a number from 0 to 65535", port)
+		}
+	}
+	if c.ShutdownGrace < 0 {
+		v.add("shutdown_grace", "must not be negative")
+	}
+	switch c.Upstream.Copy {
+	case CopyNative, CopyStream:
+	default:
+		v.add("upstream.copy", "%q is not one of %s, %s", c.Upstream.Copy, CopyNative, CopyStream)
+	}
+	if p := c.Upstream.PartSize; p < MinPartSize || p > MaxPartSize {
+		v.add("upstream.part_size", "%d is outside S3's part sizes, %d (5 MiB) to %d (5 GiB)", p, MinPartSize, MaxPartSize)
+	}
+	for i, r := range c.Rules {
+		if r.AllowPlaintextReads && !r.Encrypts() {
+			v.add("rules["+strconv.Itoa(i)+"].allow_plaintext_reads", "set with encrypt: false, where every read is plaintext anyway")
+		}
+	}
 }
 
 func (v *validator) listen() {

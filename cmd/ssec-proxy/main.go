@@ -26,6 +26,10 @@ commands:
   check   --config FILE   validate the config and print the resolved rules (key ids, never keys)
   keygen                  print a new base64-encoded 32-byte key
   demo    [--dir DIR]     run a local MinIO (TLS) and the proxy in front of it, and print client settings
+  ca      --config FILE   print the path of the local CA that tls.mode auto uses
+  healthcheck             exit 0 when the proxy's /healthz answers, else 1 (for container health checks)
+  rekey   --config FILE s3://bucket[/prefix]   re-encrypt objects not under their rule's current key
+  audit   --config FILE s3://bucket[/prefix]   report which key opens each object
 
 Run "ssec-proxy <command> -h" for the flags of a command.
 `
@@ -66,6 +70,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeygen(args, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args, stdout, stderr)
+	case "ca":
+		return cmdCA(args, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, args, stdout, stderr)
+	case "rekey":
+		return cmdRekey(ctx, args, stdout, stderr)
+	case "audit":
+		return cmdAudit(ctx, args, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
