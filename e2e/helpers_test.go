@@ -76,7 +76,14 @@ func viaProxy(t *testing.T, secure bool) *minio.Client {
 	if secure {
 		raw = env.httpsURL
 	}
+	return minioClient(t, raw)
+}
+
+// minioClient is a minio-go client of the proxy at raw (a URL).
+func minioClient(t *testing.T, raw string) *minio.Client {
+	t.Helper()
 	u, _ := url.Parse(raw)
+	secure := u.Scheme == "https"
 	c, err := minio.New(u.Host, &minio.Options{
 		Creds:        credentials.NewStaticV4(env.clientAK, env.clientSK, ""),
 		Secure:       secure,

@@ -38,16 +38,17 @@ import (
 var env *world
 
 type world struct {
-	minio    *miniotest.Server
-	httpsURL string // the proxy over TLS (https://localhost:port)
-	httpURL  string // the same handler over plain HTTP (clients sign aws-chunked there)
-	caFile   string // the CA of the proxy's certificate
-	clientAK string
-	clientSK string
-	keys     map[string][]byte // key id → raw key
-	cfg      *config.Config
-	logs     *syncBuffer // everything the proxy logged
-	dir      string
+	minio     *miniotest.Server
+	httpsURL  string // the proxy over TLS (https://localhost:port)
+	httpURL   string // the same handler over plain HTTP (clients sign aws-chunked there)
+	streamURL string // a second proxy with upstream.copy: stream and 5 MiB parts, as SOS needs
+	caFile    string // the CA of the proxy's certificate
+	clientAK  string
+	clientSK  string
+	keys      map[string][]byte // key id → raw key
+	cfg       *config.Config
+	logs      *syncBuffer // everything the proxy logged
+	dir       string
 }
 
 // The rules every test runs under.
@@ -74,6 +75,10 @@ rules:
   - bucket: "*"
     prefix: star/
     key: k2
+  - bucket: enc
+    prefix: legacy/
+    key: k1
+    allow_plaintext_reads: true
 default: deny
 `
 
@@ -187,10 +192,21 @@ clients:
 	if err != nil {
 		return nil, err
 	}
-	for _, ln := range []net.Listener{tlsLn, plainLn} {
+	streamCfg := *cfg
+	streamCfg.Upstream.Copy, streamCfg.Upstream.PartSize = config.CopyStream, config.MinPartSize
+	hs, err := proxy.New(proxy.Options{Config: &streamCfg, Keyring: ring, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	streamLn, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return nil, err
+	}
+	for ln, h := range map[net.Listener]http.Handler{tlsLn: h, plainLn: h, streamLn: hs} {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 	}
+	w.streamURL = fmt.Sprintf("https://localhost:%d", streamLn.Addr().(*net.TCPAddr).Port)
 	w.httpsURL = fmt.Sprintf("https://localhost:%d", tlsLn.Addr().(*net.TCPAddr).Port)
 	w.httpURL = fmt.Sprintf("http://localhost:%d", plainLn.Addr().(*net.TCPAddr).Port)
 	return w, nil

@@ -51,6 +51,9 @@ type Decision struct {
 	Key            *Key   // the key to write with; nil when !Encrypt
 	Previous       []*Key // keys to try, in order, when reading fails with Key; shared, do not modify
 	Deny           bool   // no rule matched and the default is deny
+	// AllowPlaintextReads: reads may return objects stored without SSE-C
+	// under this encrypting rule (rules[].allow_plaintext_reads).
+	AllowPlaintextReads bool
 }
 
 // Err returns ErrNoRule when the decision denies, else nil.
@@ -122,7 +125,7 @@ func NewKeyring(cfg *config.Config, keys map[string]*Key) (*Keyring, error) {
 	type bp struct{ bucket, prefix string }
 	seen := map[bp]int{}
 	for i, r := range cfg.Rules {
-		d := Decision{Bucket: r.Bucket, Prefix: r.Prefix, RuleIndex: i, Encrypt: r.Encrypts()}
+		d := Decision{Bucket: r.Bucket, Prefix: r.Prefix, RuleIndex: i, Encrypt: r.Encrypts(), AllowPlaintextReads: r.AllowPlaintextReads}
 		where := fmt.Sprintf("rules[%d] (bucket %q, prefix %q)", i, r.Bucket, r.Prefix)
 		if r.Bucket == "" {
 			errs = append(errs, fmt.Errorf("keystore: %s: no bucket", where))

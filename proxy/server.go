@@ -5,12 +5,14 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +71,8 @@ type runtime struct {
 	verifier *sigv4.Verifier
 	up       *upstream
 	ring     *keystore.Keyring
+	copyMode string // config.CopyNative or config.CopyStream
+	partSize int64  // of the multipart uploads the proxy makes itself
 }
 
 // New checks the options and builds a Server.
@@ -108,8 +112,13 @@ func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
 			Credentials: func(ak string) (string, bool) { sk, ok := secrets[ak]; return sk, ok },
 			Now:         s.now,
 		},
-		up:   up,
-		ring: ring,
+		up:       up,
+		ring:     ring,
+		copyMode: cfg.Upstream.Copy,
+		partSize: cfg.Upstream.PartSize,
+	}
+	if rt.partSize <= 0 {
+		rt.partSize = config.DefaultPartSize
 	}
 	if old := s.rt.Swap(rt); old != nil {
 		// Idle connections of the old transport go; busy ones finish.
@@ -205,6 +214,22 @@ func (s *Server) serveOp(o op, ax *authedExchange, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if p.copy != nil && p.copy.crossKey() {
+		if ax.rt.copyMode == config.CopyStream {
+			return s.streamCopy(ax, r, p)
+		}
+		resp, err := s.send(r.Context(), p, ax.exchange)
+		if err != nil {
+			return err
+		}
+		if !copyRefused(resp) {
+			return s.respond(ax.exchange, r, p, resp)
+		}
+		// The upstream (SOS) does not copy between different keys:
+		// the proxy copies by streaming.
+		drain(resp)
+		return s.streamCopy(ax, r, p)
+	}
 	resp, err := s.send(r.Context(), p, ax.exchange)
 	if err != nil {
 		return err
@@ -217,6 +242,10 @@ type plan struct {
 	req  *upstreamRequest
 	keys []*keystore.Key // keys[0] is in req; the rest are retried on a read that the key does not fit
 	body *countingBody
+	// plainProbe: a read under an encrypting rule whose object may be
+	// stored without SSE-C; allowPlain says whether to serve it then.
+	plainProbe, allowPlain bool
+	copy                   *copyPlan // CopyObject and UploadPartCopy
 }
 
 func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) {
@@ -244,12 +273,19 @@ func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) 
 			setSSEC(ur.Header, d.Key, false)
 			p.keys = append([]*keystore.Key{d.Key}, d.Previous...)
 			ax.keyID = d.Key.ID()
+			p.plainProbe = o.Class == sseRead && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+			p.allowPlain = d.AllowPlaintextReads
 		}
 	}
 	if o.Class == sseCopy {
-		if err := planCopySource(kr, r.Header, ur.Header); err != nil {
+		cp, err := planCopySource(kr, r.Header, ur.Header)
+		if err != nil {
 			return nil, err
 		}
+		if len(p.keys) > 0 {
+			cp.dstKey = p.keys[0]
+		}
+		p.copy = cp
 	}
 	if r.Method == http.MethodPut || r.Method == http.MethodPost {
 		if err := planBody(ax, r, p); err != nil {
@@ -259,23 +295,25 @@ func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) 
 	return p, nil
 }
 
-func planCopySource(kr *keystore.Keyring, in, out http.Header) error {
+func planCopySource(kr *keystore.Keyring, in, out http.Header) (*copyPlan, error) {
 	cs, err := parseCopySource(in.Get("X-Amz-Copy-Source"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d := kr.Match(cs.Bucket, cs.Key)
 	if d.Deny {
-		return denied(cs.Bucket, cs.Key)
+		return nil, denied(cs.Bucket, cs.Key)
 	}
+	cp := &copyPlan{src: cs}
 	if d.Encrypt {
 		if hasHeaderPrefix(in, copySSEHeaderPrefix) {
-			return refuseClientSSE(cs.Bucket, d, true)
+			return nil, refuseClientSSE(cs.Bucket, d, true)
 		}
 		setSSEC(out, d.Key, true)
+		cp.srcKey = d.Key
 	}
 	out.Set("X-Amz-Copy-Source", cs.String())
-	return nil
+	return cp, nil
 }
 
 // planBody streams the client's body through its verification: the
@@ -320,30 +358,80 @@ func refusePostForm(kr *keystore.Keyring, bucket string) error {
 	return s3err.New(s3err.NotImplemented, "ssec-proxy does not forward browser form uploads (POST); upload with PUT instead")
 }
 
-// send sends the planned request; a GET or HEAD that the current key does
-// not fit (403) is tried again with each previous key in turn.
+// send sends the planned request. A GET or HEAD that the current key does
+// not open (403) is tried again with each previous key in turn; one that
+// the upstream refuses with a key (400: the object is stored without SSE-C)
+// is tried once without, and served only where the rule allows plaintext
+// reads.
 func (s *Server) send(ctx context.Context, p *plan, ex *exchange) (*http.Response, error) {
 	retry := p.req.Body == nil && (p.req.Method == http.MethodGet || p.req.Method == http.MethodHead)
-	up := ex.rt.up
 	for i := 0; ; i++ {
-		req, err := up.build(ctx, p.req)
+		resp, err := s.roundTrip(ctx, ex, p.req, p.body)
 		if err != nil {
 			return nil, err
 		}
-		start := time.Now()
-		resp, err := up.do(req)
-		ex.upstream += time.Since(start)
-		if err != nil {
-			return nil, s.upstreamError(ctx, err, p.body)
-		}
-		if !retry || resp.StatusCode != http.StatusForbidden || i+1 >= len(p.keys) {
+		switch {
+		case retry && resp.StatusCode == http.StatusForbidden && i+1 < len(p.keys):
+			drain(resp)
+			next := p.keys[i+1]
+			setSSEC(p.req.Header, next, false)
+			ex.keyID = next.ID()
+		case p.plainProbe && resp.StatusCode == http.StatusBadRequest:
+			return s.probePlaintext(ctx, p, ex, resp)
+		default:
 			return resp, nil
 		}
-		drain(resp)
-		next := p.keys[i+1]
-		setSSEC(p.req.Header, next, false)
-		ex.keyID = next.ID()
 	}
+}
+
+// roundTrip builds, signs and sends one upstream request.
+func (s *Server) roundTrip(ctx context.Context, ex *exchange, ur *upstreamRequest, body *countingBody) (*http.Response, error) {
+	req, err := ex.rt.up.build(ctx, ur)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	resp, err := ex.rt.up.do(req)
+	ex.upstream += time.Since(start)
+	if err != nil {
+		return nil, s.upstreamError(ctx, err, body)
+	}
+	return resp, nil
+}
+
+// probePlaintext asks again without SSE-C after the upstream refused the
+// key with 400. When that succeeds the object is stored in plaintext under
+// a rule that encrypts: served if the rule allows it, else refused. When it
+// does not, the first answer stands.
+func (s *Server) probePlaintext(ctx context.Context, p *plan, ex *exchange, first *http.Response) (*http.Response, error) {
+	firstBody, _ := io.ReadAll(io.LimitReader(first.Body, 64<<10))
+	first.Body.Close()
+	first.Body = io.NopCloser(bytes.NewReader(firstBody))
+	plain := p.req.Header.Clone()
+	for name := range plain {
+		if strings.HasPrefix(name, sseHeaderPrefix) {
+			plain.Del(name)
+		}
+	}
+	ur := *p.req
+	ur.Header = plain
+	resp, err := s.roundTrip(ctx, ex, &ur, nil)
+	if err != nil {
+		return first, nil
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
+		drain(resp)
+		return first, nil
+	}
+	if !p.allowPlain {
+		drain(resp)
+		t := ex.target
+		return nil, s3err.New(s3err.AccessDenied,
+			"s3://%s/%s is stored without encryption under a rule that encrypts; set allow_plaintext_reads: true on the rule to read it, and run ssec-proxy rekey to encrypt it", t.Bucket, t.Key)
+	}
+	ex.keyID = ""
+	ex.decision = "plaintext-read"
+	return resp, nil
 }
 
 func drain(resp *http.Response) {

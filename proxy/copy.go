@@ -1,0 +1,318 @@
+package proxy
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ssec-proxy/ssec-proxy/keystore"
+	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
+)
+
+// copyPlan is the source side of a CopyObject or UploadPartCopy.
+type copyPlan struct {
+	src    copySource
+	srcKey *keystore.Key // nil: the source rule stores plaintext
+	dstKey *keystore.Key // nil: the destination rule stores plaintext
+}
+
+// crossKey reports whether source and destination are under different
+// keys (or one side is plaintext), which SOS refuses to copy natively.
+func (c *copyPlan) crossKey() bool {
+	return keyID(c.srcKey) != keyID(c.dstKey)
+}
+
+func keyID(k *keystore.Key) string {
+	if k == nil {
+		return ""
+	}
+	return k.ID()
+}
+
+// copyRefused reports whether the upstream refused a copy between keys:
+// a 400 or 501 (SOS answers this for different SSE-C keys), as opposed to
+// a missing source, a failed condition or access denied, which stand.
+func copyRefused(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotImplemented
+}
+
+// copyHeaders are the standard headers of an object that a copy keeps
+// (metadata directive COPY) or takes from the request (REPLACE).
+var copyHeaders = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Type", "Expires", "X-Amz-Website-Redirect-Location"}
+
+// copyConditions map the copy-source conditions to those of a GET.
+var copyConditions = map[string]string{
+	"X-Amz-Copy-Source-If-Match":            "If-Match",
+	"X-Amz-Copy-Source-If-None-Match":       "If-None-Match",
+	"X-Amz-Copy-Source-If-Modified-Since":   "If-Modified-Since",
+	"X-Amz-Copy-Source-If-Unmodified-Since": "If-Unmodified-Since",
+}
+
+// streamCopy copies by streaming: GET the source with its key, PUT (or
+// UploadPart, or a multipart upload above the part size) with the
+// destination's key, then answer as the copy would have. Memory stays at
+// one copy buffer: the GET body is the PUT body.
+func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error {
+	ctx := r.Context()
+	ex := ax.exchange
+	cp := p.copy
+	get := &upstreamRequest{
+		Method: http.MethodGet,
+		Target: target{Bucket: cp.src.Bucket, Key: cp.src.Key},
+		Query:  url.Values{},
+		Header: http.Header{},
+	}
+	if cp.src.VersionID != "" {
+		get.Query.Set("versionId", cp.src.VersionID)
+	}
+	if cp.srcKey != nil {
+		setSSEC(get.Header, cp.srcKey, false)
+	}
+	for from, to := range copyConditions {
+		if v := r.Header.Get(from); v != "" {
+			get.Header.Set(to, v)
+		}
+	}
+	partCopy := p.req.Query.Has("uploadId")
+	if rng := r.Header.Get("X-Amz-Copy-Source-Range"); rng != "" && partCopy {
+		get.Header.Set("Range", rng)
+	}
+	src, err := s.roundTrip(ctx, ex, get, nil)
+	if err != nil {
+		return err
+	}
+	defer src.Body.Close()
+	if src.StatusCode != http.StatusOK && src.StatusCode != http.StatusPartialContent {
+		if src.StatusCode == http.StatusNotModified {
+			src.StatusCode = http.StatusPreconditionFailed
+		}
+		return s.respond(ex, r, &plan{}, src) // the source's error, as the upstream said it
+	}
+	if src.ContentLength < 0 {
+		return s3err.New(s3err.BadGateway, "the upstream answered the copy source without a length")
+	}
+	dst := p.req
+	dst.Header.Del("X-Amz-Copy-Source")
+	dst.Header.Del("X-Amz-Copy-Source-Range")
+	for name := range dst.Header {
+		if strings.HasPrefix(name, "X-Amz-Copy-Source-") {
+			dst.Header.Del(name)
+		}
+	}
+	var etag string
+	if partCopy {
+		etag, err = s.putStream(ctx, ex, dst, src.Body, src.ContentLength)
+	} else {
+		if err := s.copyMetadata(ctx, ex, r, get, src, dst); err != nil {
+			return err
+		}
+		etag, err = s.putObjectStream(ctx, ex, dst, src.Body, src.ContentLength)
+	}
+	if err != nil {
+		return err
+	}
+	ex.bytesIn = src.ContentLength
+	type result struct {
+		XMLName      xml.Name
+		ETag         string `xml:"ETag"`
+		LastModified string `xml:"LastModified"`
+	}
+	res := result{XMLName: xml.Name{Local: "CopyObjectResult"}, ETag: etag, LastModified: time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
+	if partCopy {
+		res.XMLName.Local = "CopyPartResult"
+	}
+	if v := src.Header.Get("X-Amz-Version-Id"); v != "" && !partCopy {
+		ex.w.Header().Set("X-Amz-Copy-Source-Version-Id", v)
+	}
+	ex.w.Header().Set("Content-Type", "application/xml")
+	ex.w.Header().Set("X-Amz-Request-Id", ex.id)
+	ex.w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(ex.w, xml.Header)
+	return xml.NewEncoder(ex.w).Encode(res)
+}
+
+// copyMetadata fills dst's metadata and tags by the request's directives:
+// COPY (the default) takes them from the source, REPLACE from the request.
+func (s *Server) copyMetadata(ctx context.Context, ex *exchange, r *http.Request, get *upstreamRequest, src *http.Response, dst *upstreamRequest) error {
+	if !strings.EqualFold(r.Header.Get("X-Amz-Metadata-Directive"), "REPLACE") {
+		for name := range dst.Header {
+			if strings.HasPrefix(name, "X-Amz-Meta-") {
+				dst.Header.Del(name)
+			}
+		}
+		for _, h := range copyHeaders {
+			dst.Header.Del(h)
+			if v := src.Header.Get(h); v != "" {
+				dst.Header.Set(h, v)
+			}
+		}
+		for name, vv := range src.Header {
+			if strings.HasPrefix(name, "X-Amz-Meta-") {
+				dst.Header[name] = vv
+			}
+		}
+	}
+	dst.Header.Del("X-Amz-Metadata-Directive")
+	replaceTags := strings.EqualFold(r.Header.Get("X-Amz-Tagging-Directive"), "REPLACE")
+	dst.Header.Del("X-Amz-Tagging-Directive")
+	if replaceTags {
+		return nil
+	}
+	dst.Header.Del("X-Amz-Tagging")
+	if n, _ := strconv.Atoi(src.Header.Get("X-Amz-Tagging-Count")); n == 0 {
+		return nil
+	}
+	tags, err := s.objectTags(ctx, ex, get)
+	if err != nil {
+		return err
+	}
+	if tags != "" {
+		dst.Header.Set("X-Amz-Tagging", tags)
+	}
+	return nil
+}
+
+// objectTags reads the source's tags as a query string for x-amz-tagging.
+// An upstream without tagging (SOS) has none to copy.
+func (s *Server) objectTags(ctx context.Context, ex *exchange, get *upstreamRequest) (string, error) {
+	tr := &upstreamRequest{Method: http.MethodGet, Target: get.Target, Query: url.Values{"tagging": {""}}, Header: http.Header{}}
+	if v := get.Query.Get("versionId"); v != "" {
+		tr.Query.Set("versionId", v)
+	}
+	resp, err := s.roundTrip(ctx, ex, tr, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotImplemented {
+		return "", nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", s3err.New(s3err.BadGateway, "reading the copy source's tags failed with status %d", resp.StatusCode)
+	}
+	var t struct {
+		Tags []struct {
+			Key   string `xml:"Key"`
+			Value string `xml:"Value"`
+		} `xml:"TagSet>Tag"`
+	}
+	if err := xml.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&t); err != nil {
+		return "", s3err.New(s3err.BadGateway, "the copy source's tags are not valid XML")
+	}
+	q := url.Values{}
+	for _, tag := range t.Tags {
+		q.Add(tag.Key, tag.Value)
+	}
+	return q.Encode(), nil
+}
+
+// putObjectStream writes body (size bytes) to dst: one PUT up to the part
+// size, a multipart upload above it (aborted if any part fails).
+func (s *Server) putObjectStream(ctx context.Context, ex *exchange, dst *upstreamRequest, body io.Reader, size int64) (string, error) {
+	partSize := ex.rt.partSize
+	if size <= partSize {
+		return s.putStream(ctx, ex, dst, body, size)
+	}
+	create := &upstreamRequest{Method: http.MethodPost, Target: dst.Target, Query: url.Values{"uploads": {""}}, Header: dst.Header.Clone()}
+	resp, err := s.roundTrip(ctx, ex, create, nil)
+	if err != nil {
+		return "", err
+	}
+	var created struct {
+		UploadID string `xml:"UploadId"`
+	}
+	err = xml.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || created.UploadID == "" {
+		return "", s3err.New(s3err.BadGateway, "the upstream did not start the multipart upload of the copy (status %d)", resp.StatusCode)
+	}
+	sse := http.Header{}
+	for name, vv := range dst.Header {
+		if strings.HasPrefix(name, sseHeaderPrefix) {
+			sse[name] = vv
+		}
+	}
+	abort := func() {
+		ar := &upstreamRequest{Method: http.MethodDelete, Target: dst.Target, Query: url.Values{"uploadId": {created.UploadID}}, Header: http.Header{}}
+		if resp, err := s.roundTrip(context.WithoutCancel(ctx), ex, ar, nil); err == nil {
+			drain(resp)
+		}
+	}
+	type part struct {
+		Number int    `xml:"PartNumber"`
+		ETag   string `xml:"ETag"`
+	}
+	var parts []part
+	for n, left := 1, size; left > 0; n++ {
+		chunk := min(partSize, left)
+		pr := &upstreamRequest{Method: http.MethodPut, Target: dst.Target, Header: sse.Clone(),
+			Query: url.Values{"partNumber": {strconv.Itoa(n)}, "uploadId": {created.UploadID}}}
+		etag, err := s.putStream(ctx, ex, pr, io.LimitReader(body, chunk), chunk)
+		if err != nil {
+			abort()
+			return "", err
+		}
+		parts = append(parts, part{n, etag})
+		left -= chunk
+	}
+	var doc strings.Builder
+	_ = xml.NewEncoder(&doc).Encode(struct {
+		XMLName xml.Name `xml:"CompleteMultipartUpload"`
+		Parts   []part   `xml:"Part"`
+	}{Parts: parts})
+	complete := &upstreamRequest{Method: http.MethodPost, Target: dst.Target, Query: url.Values{"uploadId": {created.UploadID}},
+		Header: sse.Clone(), Body: strings.NewReader(doc.String()), Length: int64(doc.Len())}
+	resp, err = s.roundTrip(ctx, ex, complete, nil)
+	if err != nil {
+		abort()
+		return "", err
+	}
+	defer resp.Body.Close()
+	var done struct {
+		XMLName xml.Name
+		ETag    string `xml:"ETag"`
+	}
+	if err := xml.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&done); resp.StatusCode != http.StatusOK || err != nil || done.XMLName.Local != "CompleteMultipartUploadResult" {
+		abort()
+		return "", s3err.New(s3err.BadGateway, "the upstream did not complete the multipart upload of the copy (status %d)", resp.StatusCode)
+	}
+	return done.ETag, nil
+}
+
+// putStream sends one PUT (an object or a part) of exactly size bytes and
+// returns its ETag.
+func (s *Server) putStream(ctx context.Context, ex *exchange, dst *upstreamRequest, body io.Reader, size int64) (string, error) {
+	ur := *dst
+	ur.Method = http.MethodPut
+	ur.Body, ur.Length, ur.Hash, ur.Trailer = body, size, "", nil
+	if size == 0 {
+		ur.Body = nil
+	}
+	resp, err := s.roundTrip(ctx, ex, &ur, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return "", s3err.New(s3err.BadGateway, "the upstream refused the streamed copy's write (status %d: %s)", resp.StatusCode, upstreamCode(b))
+	}
+	return resp.Header.Get("ETag"), nil
+}
+
+// upstreamCode is the <Code> of an S3 error body, for messages.
+func upstreamCode(body []byte) string {
+	var e struct {
+		Code string `xml:"Code"`
+	}
+	if xml.Unmarshal(body, &e) != nil || e.Code == "" {
+		return "no S3 error code"
+	}
+	return fmt.Sprintf("%.64s", e.Code)
+}
