@@ -17,9 +17,12 @@ import (
 
 // copyPlan is the source side of a CopyObject or UploadPartCopy.
 type copyPlan struct {
-	src    copySource
-	srcKey *keystore.Key // nil: the source rule stores plaintext
-	dstKey *keystore.Key // nil: the destination rule stores plaintext
+	src copySource
+	// srcETag and srcClientETag are the source's upstream and client
+	// ETags, when a condition made the proxy look them up.
+	srcETag, srcClientETag string
+	srcKey                 *keystore.Key // nil: the source rule stores plaintext
+	dstKey                 *keystore.Key // nil: the destination rule stores plaintext
 }
 
 // crossKey reports whether source and destination are under different
@@ -75,7 +78,7 @@ func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error 
 		setSSEC(get.Header, cp.srcKey, false)
 	}
 	for from, to := range copyConditions {
-		if v := r.Header.Get(from); v != "" {
+		if v := p.req.Header.Get(from); v != "" { // as prepareETags left them
 			get.Header.Set(to, v)
 		}
 	}
@@ -118,6 +121,18 @@ func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error 
 		return err
 	}
 	ex.bytesIn = src.ContentLength
+	if cp.dstKey != nil {
+		// The copy holds the source's data: the source's client ETag.
+		srcETag := unquote(src.Header.Get("ETag"))
+		client := srcETag
+		if v, ok := s.clientETag(ctx, ex, cp.src.Bucket, cp.src.Key, srcETag, readKeys(ex.rt.ring.Match(cp.src.Bucket, cp.src.Key))); ok {
+			client = v
+		}
+		if !partCopy {
+			s.recordETag(ctx, ex, dst.Target.Bucket, dst.Target.Key, etag, client, cp.dstKey)
+			etag = quote(client)
+		}
+	}
 	type result struct {
 		XMLName      xml.Name
 		ETag         string `xml:"ETag"`

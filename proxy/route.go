@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -150,7 +151,17 @@ var (
 	opGetAttributes     = op{"GetObjectAttributes", sseRead}
 	opSelectContent     = op{"SelectObjectContent", sseRead}
 	opObject            = op{"ObjectOperation", ssePass} // lists of parts, deletes, ACLs, tags, retention…
+	opListObjects       = op{"ListObjects", ssePass}
+	opListObjectsV2     = op{"ListObjectsV2", ssePass}
+	opListVersions      = op{"ListObjectVersions", ssePass}
 )
+
+// listOps are the listings whose ETags the proxy rewrites.
+var listOps = map[string]bool{opListObjects.Name: true, opListObjectsV2.Name: true, opListVersions.Name: true}
+
+// listV1Params are the query parameters of a ListObjects (V1) request: a
+// bucket GET with any other parameter is another bucket operation.
+var listV1Params = []string{"prefix", "delimiter", "marker", "max-keys", "encoding-type", "x-id"}
 
 // objectSubresources are object-level query parameters that make a request
 // a metadata operation (passed through) rather than a data operation.
@@ -164,11 +175,15 @@ type route struct {
 	query   []string // parameters that must be present
 	copySrc bool     // x-amz-copy-source must be present
 	form    bool     // Content-Type multipart/form-data
+	only    []string // when set, every query parameter must be one of these
 	op      op
 }
 
 var routes = []route{
 	{level: levelService, method: http.MethodGet, op: opListBuckets},
+	{level: levelBucket, method: http.MethodGet, query: []string{"versions"}, op: opListVersions},
+	{level: levelBucket, method: http.MethodGet, query: []string{"list-type"}, op: opListObjectsV2},
+	{level: levelBucket, method: http.MethodGet, only: listV1Params, op: opListObjects},
 	{level: levelBucket, method: http.MethodPost, form: true, op: opPostObject},
 	{level: levelObject, method: http.MethodPut, query: []string{"partNumber", "uploadId"}, copySrc: true, op: opUploadPartCopy},
 	{level: levelObject, method: http.MethodPut, query: []string{"partNumber", "uploadId"}, op: opUploadPart},
@@ -246,6 +261,13 @@ func (rt route) matches(r *http.Request) bool {
 	}
 	if rt.copySrc && r.Header.Get("X-Amz-Copy-Source") == "" {
 		return false
+	}
+	if rt.only != nil {
+		for p := range q {
+			if !slices.Contains(rt.only, p) {
+				return false
+			}
+		}
 	}
 	if rt.form {
 		ct := strings.ToLower(r.Header.Get("Content-Type"))

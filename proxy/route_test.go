@@ -68,7 +68,12 @@ func TestOperationTable(t *testing.T) {
 		want               string // op name, "" for no route
 	}{
 		{"ListBuckets", "GET", "/", nil, "ListBuckets"},
-		{"ListObjects", "GET", "/b-1?list-type=2", nil, "BucketOperation"},
+		{"ListObjectsV2", "GET", "/b-1?list-type=2&prefix=a", nil, "ListObjectsV2"},
+		{"ListObjectsV1", "GET", "/b-1?prefix=a&marker=b&delimiter=%2F", nil, "ListObjects"},
+		{"ListObjectsV1-bare", "GET", "/b-1", nil, "ListObjects"},
+		{"ListObjectVersions", "GET", "/b-1?versions&prefix=a", nil, "ListObjectVersions"},
+		{"GetBucketLocation", "GET", "/b-1?location", nil, "BucketOperation"},
+		{"ListMultipartUploads", "GET", "/b-1?uploads", nil, "BucketOperation"},
 		{"CreateBucket", "PUT", "/b-1", nil, "BucketOperation"},
 		{"DeleteObjects", "POST", "/b-1?delete", nil, "BucketOperation"},
 		{"PostForm", "POST", "/b-1", map[string]string{"Content-Type": "multipart/form-data; boundary=x"}, "PostObject"},

@@ -7,9 +7,11 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"strings"
@@ -58,6 +60,7 @@ type RequestStats struct {
 // Server is the proxy's http.Handler.
 type Server struct {
 	rt     atomic.Pointer[runtime]
+	etags  *etagCache
 	log    *zap.Logger
 	obs    Observer
 	now    func() time.Time
@@ -84,7 +87,7 @@ func New(o Options) (*Server, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{log: log, obs: o.Observer, now: o.Now}
+	s := &Server{log: log, obs: o.Observer, now: o.Now, etags: newETagCache(200_000)}
 	if err := s.Reload(o.Config, o.Keyring); err != nil {
 		return nil, err
 	}
@@ -214,6 +217,10 @@ func (s *Server) serveOp(o op, ax *authedExchange, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	ctx := r.Context()
+	if done, err := s.prepareETags(ctx, ax, r, p); err != nil || done {
+		return err
+	}
 	if p.copy != nil && p.copy.crossKey() {
 		if ax.rt.copyMode == config.CopyStream {
 			return s.streamCopy(ax, r, p)
@@ -223,22 +230,31 @@ func (s *Server) serveOp(o op, ax *authedExchange, r *http.Request) error {
 			return err
 		}
 		if !copyRefused(resp) {
-			return s.respond(ax.exchange, r, p, resp)
+			return s.adjustAndRespond(ctx, ax.exchange, r, p, resp)
 		}
 		// The upstream (SOS) does not copy between different keys:
 		// the proxy copies by streaming.
 		drain(resp)
 		return s.streamCopy(ax, r, p)
 	}
-	resp, err := s.send(r.Context(), p, ax.exchange)
+	resp, err := s.send(ctx, p, ax.exchange)
 	if err != nil {
 		return err
 	}
-	return s.respond(ax.exchange, r, p, resp)
+	return s.adjustAndRespond(ctx, ax.exchange, r, p, resp)
+}
+
+func (s *Server) adjustAndRespond(ctx context.Context, ex *exchange, r *http.Request, p *plan, resp *http.Response) error {
+	if err := s.adjustETags(ctx, ex, p, resp); err != nil {
+		resp.Body.Close()
+		return err
+	}
+	return s.respond(ex, r, p, resp)
 }
 
 // plan is a request ready to go upstream, with the keys to try in order.
 type plan struct {
+	op   op
 	req  *upstreamRequest
 	keys []*keystore.Key // keys[0] is in req; the rest are retried on a read that the key does not fit
 	body *countingBody
@@ -246,6 +262,7 @@ type plan struct {
 	// stored without SSE-C; allowPlain says whether to serve it then.
 	plainProbe, allowPlain bool
 	copy                   *copyPlan // CopyObject and UploadPartCopy
+	completeETag           string    // the client's ETag of a multipart object being completed
 }
 
 func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) {
@@ -258,8 +275,11 @@ func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) 
 	for _, p := range presignParams {
 		query.Del(p)
 	}
+	if reservedKey(t.Key) {
+		return nil, s3err.New(s3err.AccessDenied, "keys under %s are reserved for ssec-proxy's ETag index", reservedPrefix)
+	}
 	ur := &upstreamRequest{Method: r.Method, Target: t, Query: query, Header: outboundHeaders(r.Header)}
-	p := &plan{req: ur}
+	p := &plan{op: o, req: ur}
 	if o.Class != ssePass {
 		d := kr.Match(t.Bucket, t.Key)
 		ax.decision = decisionName(d)
@@ -281,6 +301,9 @@ func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) 
 		cp, err := planCopySource(kr, r.Header, ur.Header)
 		if err != nil {
 			return nil, err
+		}
+		if reservedKey(cp.src.Key) {
+			return nil, s3err.New(s3err.AccessDenied, "keys under %s are reserved for ssec-proxy's ETag index", reservedPrefix)
 		}
 		if len(p.keys) > 0 {
 			cp.dstKey = p.keys[0]
@@ -324,7 +347,16 @@ func planBody(ax *authedExchange, r *http.Request, p *plan) error {
 	if a.DecodedLength < 0 {
 		return s3err.New(s3err.MissingContentLength, "")
 	}
+	dataOp := p.op == opPutObject || p.op == opUploadPart
+	if !dataOp {
+		// On other requests x-amz-checksum-* headers speak of the object
+		// (CompleteMultipartUpload's full-object checksum), not the body.
+		a.HeaderChecksum = ""
+	}
 	p.body = &countingBody{body: a.Body(r.Body)}
+	if dataOp && len(p.keys) > 0 {
+		p.body.md5 = md5.New() // the client's ETag, computed as the data passes
+	}
 	if a.DecodedLength == 0 {
 		// Nothing to stream: verify the (empty) body now and send none, so
 		// that the upstream sees Content-Length: 0, not a chunked body.
@@ -578,6 +610,7 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // trailer checksum the upstream request carries.
 type countingBody struct {
 	body    *sigv4.Body
+	md5     hash.Hash // nil: not computed
 	n       int64
 	err     error
 	trailer http.Header // the upstream request's trailer, filled in at the verified end
@@ -589,6 +622,9 @@ type countingBody struct {
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	b.n += int64(n)
+	if b.md5 != nil && n > 0 {
+		b.md5.Write(p[:n])
+	}
 	switch {
 	case err == io.EOF && b.trailer != nil:
 		_, value, ok := b.body.Checksum()

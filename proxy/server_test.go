@@ -31,6 +31,7 @@ type fakeS3 struct {
 	status  int
 	body    string
 	echoMD5 string // answer with this SSE-C key MD5, as S3 echoes it
+	mark    int    // first() looks at requests from here on
 }
 
 type recorded struct {
@@ -65,6 +66,21 @@ func (f *fakeS3) last(t *testing.T) recorded {
 		t.Fatal("nothing reached the upstream")
 	}
 	return f.reqs[len(f.reqs)-1]
+}
+
+// first returns the first request with method and path since the last
+// reset.
+func (f *fakeS3) first(t *testing.T, method, path string) recorded {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.reqs[f.mark:] {
+		if r.Method == method && strings.TrimSuffix(r.Path, "/") == strings.TrimSuffix(path, "/") {
+			return r
+		}
+	}
+	t.Fatalf("no %s %s reached the upstream", method, path)
+	return recorded{}
 }
 
 // all returns what reached the upstream so far.
@@ -217,12 +233,15 @@ func TestSSECPerOperation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			p.up.mu.Lock()
+			p.up.mark = len(p.up.reqs)
+			p.up.mu.Unlock()
 			resp := p.do(t, tc.method, tc.path, []byte("body"), tc.hdr)
 			if resp.StatusCode != 200 {
 				b, _ := io.ReadAll(resp.Body)
 				t.Fatalf("status %d: %s", resp.StatusCode, b)
 			}
-			got := p.up.last(t)
+			got := p.up.first(t, tc.method, strings.SplitN(tc.path, "?", 2)[0])
 			if want := p.keyMD5[tc.key]; got.Header.Get(hSSEKey) != want {
 				t.Errorf("SSE-C key MD5 upstream = %q, want key %q (%q)", got.Header.Get(hSSEKey), tc.key, want)
 			}

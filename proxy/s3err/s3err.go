@@ -130,3 +130,9 @@ var (
 	KeyTooLongError = Code{"KeyTooLongError", "Your key is too long.", http.StatusBadRequest}
 	NoSuchBucket    = Code{"NoSuchBucket", "The specified bucket does not exist.", http.StatusNotFound}
 )
+
+// Codes for conditions and documents.
+var (
+	PreconditionFailed = Code{"PreconditionFailed", "At least one of the pre-conditions you specified did not hold.", http.StatusPreconditionFailed}
+	MalformedXML       = Code{"MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.", http.StatusBadRequest}
+)

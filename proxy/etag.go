@@ -1,0 +1,277 @@
+package proxy
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/ssec-proxy/ssec-proxy/keystore"
+)
+
+// MD5-consistent ETags (issue 5).
+//
+// With SSE-C the upstream's ETag is not the MD5 of the data, and tools that
+// compare the two (s3cmd, rclone) report corruption. The proxy computes the
+// MD5 while it streams a write and gives clients the ETag an unencrypted
+// S3 would have given. To give the same ETag in every later response, it
+// keeps the pair (upstream ETag → client ETag) in the bucket itself, as
+// the name of an empty object under .ssec-proxy/etags/:
+//
+//	.ssec-proxy/etags/<object key> <upstream etag> <sealed client etag>
+//
+// The client ETag is sealed (AES-GCM, a key derived from the rule's key,
+// the upstream ETag as associated data), so the index does not show the
+// MD5 of encrypted data to whoever can list the bucket. Entries sort with
+// their object keys, so one listing of the index covers a page of a
+// listing of the bucket: a listing costs one more request per page, not
+// one per object. GET and HEAD look an entry up by name (cached in memory).
+// Entries of overwritten objects stay behind; they never match, since the
+// upstream ETag differs.
+const (
+	reservedPrefix = ".ssec-proxy/"
+	indexPrefix    = reservedPrefix + "etags/"
+)
+
+func reservedKey(key string) bool { return strings.HasPrefix(key, reservedPrefix) }
+
+// unquote strips the quotes around an ETag.
+func unquote(etag string) string { return strings.Trim(etag, `"`) }
+
+func quote(etag string) string { return `"` + etag + `"` }
+
+// multipartETag is S3's ETag of a multipart object: the MD5 of the binary
+// MD5s of its parts, a dash and the part count. ok is false when a part
+// ETag is not an MD5.
+func multipartETag(parts []string) (string, bool) {
+	h := md5.New()
+	for _, p := range parts {
+		b, err := hex.DecodeString(unquote(p))
+		if err != nil || len(b) != md5.Size {
+			return "", false
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts)), true
+}
+
+// indexAEAD derives the index's sealing key from a rule key.
+func indexAEAD(k *keystore.Key) cipher.AEAD {
+	raw := k.Raw()
+	h := sha256.New()
+	h.Write([]byte("ssec-proxy etag index v1\x00"))
+	h.Write(raw[:])
+	block, err := aes.NewCipher(h.Sum(nil))
+	if err != nil {
+		panic(err) // a 32-byte key always makes a cipher
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return aead
+}
+
+func sealETag(k *keystore.Key, upstreamETag, clientETag string) string {
+	aead := indexAEAD(k)
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(clientETag)+aead.Overhead())
+	_, _ = rand.Read(nonce)
+	out := aead.Seal(nonce, nonce, []byte(clientETag), []byte(upstreamETag))
+	return base64.RawURLEncoding.EncodeToString(out)
+}
+
+// openETag opens a sealed client ETag with the first of keys that fits.
+func openETag(keys []*keystore.Key, upstreamETag, sealed string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", false
+	}
+	for _, k := range keys {
+		aead := indexAEAD(k)
+		if len(b) < aead.NonceSize() {
+			return "", false
+		}
+		if pt, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(upstreamETag)); err == nil {
+			return string(pt), true
+		}
+	}
+	return "", false
+}
+
+func entryName(key, upstreamETag, sealed string) string {
+	return indexPrefix + key + " " + upstreamETag + " " + sealed
+}
+
+// parseEntry splits an index entry's name; the object key may hold spaces,
+// the two fields after it never do.
+func parseEntry(name string) (key, upstreamETag, sealed string, ok bool) {
+	rest, ok := strings.CutPrefix(name, indexPrefix)
+	if !ok {
+		return "", "", "", false
+	}
+	i := strings.LastIndexByte(rest, ' ')
+	if i < 0 {
+		return "", "", "", false
+	}
+	j := strings.LastIndexByte(rest[:i], ' ')
+	if j < 0 {
+		return "", "", "", false
+	}
+	return rest[:j], rest[j+1 : i], rest[i+1:], true
+}
+
+// etagCache remembers client ETags by bucket and upstream ETag, so that
+// repeated reads cost no index look-up. It is bounded; when full it drops
+// an arbitrary tenth.
+type etagCache struct {
+	mu  sync.Mutex
+	m   map[string]string
+	max int
+}
+
+func newETagCache(max int) *etagCache { return &etagCache{m: map[string]string{}, max: max} }
+
+func (c *etagCache) get(bucket, upstreamETag string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[bucket+"\x00"+upstreamETag]
+	return v, ok
+}
+
+func (c *etagCache) put(bucket, upstreamETag, clientETag string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		n := c.max / 10
+		for k := range c.m {
+			if n--; n < 0 {
+				break
+			}
+			delete(c.m, k)
+		}
+	}
+	c.m[bucket+"\x00"+upstreamETag] = clientETag
+}
+
+// recordETag writes the index entry for an object written through the
+// proxy, and caches it. A key too long for an entry's name is not indexed:
+// its later responses carry the upstream's ETag.
+func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upstreamETag, clientETag string, k *keystore.Key) {
+	upstreamETag = unquote(upstreamETag)
+	if upstreamETag == "" || clientETag == "" || k == nil {
+		return
+	}
+	s.etags.put(bucket, upstreamETag, clientETag)
+	name := entryName(key, upstreamETag, sealETag(k, upstreamETag, clientETag))
+	if len(name) > maxKeyLen {
+		return
+	}
+	ur := &upstreamRequest{Method: http.MethodPut, Target: target{Bucket: bucket, Key: name}, Query: url.Values{}, Header: http.Header{}}
+	resp, err := s.roundTrip(ctx, ex, ur, nil)
+	if err != nil {
+		s.logIndexError(ex, "writing", err.Error())
+		return
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		s.logIndexError(ex, "writing", resp.Status)
+	}
+}
+
+// clientETag finds the client ETag of an object whose upstream ETag is
+// given: from the cache, else from the index. ok is false for objects not
+// written through the proxy; they keep the upstream's ETag.
+func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upstreamETag string, keys []*keystore.Key) (string, bool) {
+	upstreamETag = unquote(upstreamETag)
+	if upstreamETag == "" || len(keys) == 0 {
+		return "", false
+	}
+	if v, ok := s.etags.get(bucket, upstreamETag); ok {
+		return v, true
+	}
+	found, err := s.listIndex(ctx, ex, bucket, indexPrefix+key+" "+upstreamETag+" ", "", "", "", 1)
+	if err != nil {
+		s.logIndexError(ex, "reading", err.Error())
+		return "", false
+	}
+	for _, e := range found {
+		if e.key == key && e.upstreamETag == upstreamETag {
+			if v, ok := openETag(keys, upstreamETag, e.sealed); ok {
+				s.etags.put(bucket, upstreamETag, v)
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+type indexEntry struct{ key, upstreamETag, sealed string }
+
+// listIndex lists index entries of bucket under prefix (ListObjectsV2,
+// after startAfter, up to pages pages, stopping past stopAfter when set).
+func (s *Server) listIndex(ctx context.Context, ex *exchange, bucket, prefix, delimiter, startAfter, stopAfter string, pages int) ([]indexEntry, error) {
+	var out []indexEntry
+	token := ""
+	for page := 0; page < pages; page++ {
+		q := url.Values{"list-type": {"2"}, "prefix": {prefix}}
+		if delimiter != "" {
+			q.Set("delimiter", delimiter)
+		}
+		if token != "" {
+			q.Set("continuation-token", token)
+		} else if startAfter != "" {
+			q.Set("start-after", startAfter)
+		}
+		ur := &upstreamRequest{Method: http.MethodGet, Target: target{Bucket: bucket}, Query: q, Header: http.Header{}}
+		resp, err := s.roundTrip(ctx, ex, ur, nil)
+		if err != nil {
+			return out, err
+		}
+		var res struct {
+			Contents []struct {
+				Key string `xml:"Key"`
+			} `xml:"Contents"`
+			IsTruncated           bool   `xml:"IsTruncated"`
+			NextContinuationToken string `xml:"NextContinuationToken"`
+		}
+		err = xml.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&res)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			return out, errIndex(resp.Status)
+		}
+		done := false
+		for _, c := range res.Contents {
+			if stopAfter != "" && c.Key > stopAfter {
+				done = true
+				break
+			}
+			if k, e, sealed, ok := parseEntry(c.Key); ok {
+				out = append(out, indexEntry{k, e, sealed})
+			}
+		}
+		if done || !res.IsTruncated || res.NextContinuationToken == "" {
+			break
+		}
+		token = res.NextContinuationToken
+	}
+	return out, nil
+}
+
+type errIndex string
+
+func (e errIndex) Error() string { return "etag index: " + string(e) }
+
+func (s *Server) logIndexError(ex *exchange, what, why string) {
+	s.log.Warn("etag index "+what+" failed; the upstream's ETag is used", zapRequestID(ex), zapString("error", why))
+}

@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/ssec-proxy/ssec-proxy/keystore"
+)
+
+func testKey(id string, b byte) *keystore.Key {
+	var raw [32]byte
+	for i := range raw {
+		raw[i] = b
+	}
+	return keystore.NewKey(id, raw)
+}
+
+func TestSealOpenETag(t *testing.T) {
+	k1, k2 := testKey("k1", 1), testKey("k2", 2)
+	sealed := sealETag(k1, "up123", "0123456789abcdef0123456789abcdef")
+	if strings.Contains(sealed, "0123456789abcdef") {
+		t.Fatal("the sealed entry shows the MD5")
+	}
+	if strings.ContainsAny(sealed, " /") {
+		t.Fatalf("sealed %q holds a space or slash: it would break the entry name", sealed)
+	}
+	if v, ok := openETag([]*keystore.Key{k2, k1}, "up123", sealed); !ok || v != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("open with the right key among others: %q %v", v, ok)
+	}
+	if _, ok := openETag([]*keystore.Key{k2}, "up123", sealed); ok {
+		t.Error("opened with the wrong key")
+	}
+	if _, ok := openETag([]*keystore.Key{k1}, "other", sealed); ok {
+		t.Error("opened for another upstream ETag: an entry must not move to another object")
+	}
+}
+
+func TestParseEntry(t *testing.T) {
+	for _, key := range []string{"a", "dir/with space/x y z", "ü/%2F/..//", ""} {
+		name := entryName(key, "abc-2", "SEALED_x")
+		k, e, s, ok := parseEntry(name)
+		if !ok || k != key || e != "abc-2" || s != "SEALED_x" {
+			t.Errorf("%q → %q %q %q %v", name, k, e, s, ok)
+		}
+	}
+	for _, bad := range []string{"other/a b c", indexPrefix + "nospace", indexPrefix + "one space"} {
+		if _, _, _, ok := parseEntry(bad); ok && bad != indexPrefix+"one space" {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestMultipartETag(t *testing.T) {
+	p1, p2 := md5.Sum([]byte("part one")), md5.Sum([]byte("part two"))
+	h := md5.New()
+	h.Write(p1[:])
+	h.Write(p2[:])
+	want := hex.EncodeToString(h.Sum(nil)) + "-2"
+	got, ok := multipartETag([]string{`"` + hex.EncodeToString(p1[:]) + `"`, hex.EncodeToString(p2[:])})
+	if !ok || got != want {
+		t.Errorf("got %q %v, want %q", got, ok, want)
+	}
+	if _, ok := multipartETag([]string{"not-an-md5"}); ok {
+		t.Error("accepted a part ETag that is not an MD5")
+	}
+}
+
+const listV2 = `<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>enc</Name><Prefix></Prefix><KeyCount>4</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>false</IsTruncated>` +
+	`<Contents><Key>.ssec-proxy/etags/a up1 S</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;d41d8cd98f00b204e9800998ecf8427e&#34;</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass></Contents>` +
+	`<Contents><Key>a</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;up1&#34;</ETag><Size>3</Size><StorageClass>STANDARD</StorageClass></Contents>` +
+	`<Contents><Key>b &amp; c</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;up2&#34;</ETag><Size>3</Size><StorageClass>STANDARD</StorageClass></Contents>` +
+	`<CommonPrefixes><Prefix>.ssec-proxy/</Prefix></CommonPrefixes></ListBucketResult>`
+
+func TestListingRewrite(t *testing.T) {
+	pl, err := parseListing([]byte(listV2), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.objects) != 2 || pl.objects[0].key != "a" || pl.objects[1].key != "b & c" || pl.objects[1].etag != "up2" {
+		t.Fatalf("objects %+v", pl.objects)
+	}
+	if len(pl.drop) != 2 || pl.count != 4 {
+		t.Fatalf("drop %v count %d", pl.drop, pl.count)
+	}
+	out := string(splice([]byte(listV2), pl, map[int]string{0: "md5a"}))
+	for _, want := range []string{"<KeyCount>2</KeyCount>", "<Key>a</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;md5a&#34;</ETag>", "<ETag>&#34;up2&#34;</ETag>", "</ListBucketResult>"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rewritten listing lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, ".ssec-proxy") {
+		t.Errorf("the index shows in the listing:\n%s", out)
+	}
+	if _, err := parseListing([]byte(out), false); err != nil {
+		t.Errorf("the rewritten listing is not XML: %v", err)
+	}
+	// encoding-type=url keys
+	enc := strings.ReplaceAll(listV2, "<Key>b &amp; c</Key>", "<Key>b+%26+c</Key>")
+	pl, err = parseListing([]byte(enc), true)
+	if err != nil || pl.objects[1].key != "b & c" {
+		t.Errorf("url-encoded key: %v %+v", err, pl.objects)
+	}
+}
+
+func TestRewriteResultETag(t *testing.T) {
+	s := &Server{}
+	body := []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LastModified>2026-01-01T00:00:00Z</LastModified><ETag>"upstream"</ETag></CopyObjectResult>`)
+	var seen string
+	out, err := s.rewriteResultETag(nil, nil, body, "CopyObjectResult", func(up string) string { seen = up; return "client" })
+	if err != nil || seen != "upstream" || !bytes.Contains(out, []byte("<ETag>&#34;client&#34;</ETag>")) {
+		t.Errorf("got %s (%v), saw %q", out, err, seen)
+	}
+	errBody := []byte(`<Error><Code>InternalError</Code></Error>`)
+	out, _ = s.rewriteResultETag(nil, nil, errBody, "CopyObjectResult", func(string) string { t.Error("called on an error"); return "" })
+	if !bytes.Equal(out, errBody) {
+		t.Error("an error body was changed")
+	}
+}
+
+func TestEtagMatches(t *testing.T) {
+	for _, tc := range []struct {
+		list, etag string
+		want       bool
+	}{
+		{`"abc"`, "abc", true}, {`"x", "abc"`, "abc", true}, {`*`, "abc", true}, {`W/"abc"`, "abc", true}, {`"abd"`, "abc", false},
+	} {
+		if got := etagMatches(tc.list, tc.etag); got != tc.want {
+			t.Errorf("etagMatches(%q, %q) = %v", tc.list, tc.etag, got)
+		}
+	}
+}
+
+func FuzzParseListing(f *testing.F) {
+	f.Add([]byte(listV2), false)
+	f.Add([]byte(`<ListVersionsResult><Version><Key>k</Key><ETag>"e"</ETag></Version><DeleteMarker><Key>.ssec-proxy/x</Key></DeleteMarker></ListVersionsResult>`), false)
+	f.Fuzz(func(t *testing.T, body []byte, urlEnc bool) {
+		pl, err := parseListing(body, urlEnc)
+		if err != nil {
+			return
+		}
+		etags := map[int]string{}
+		for i := range pl.objects {
+			etags[i] = "x"
+		}
+		out := splice(body, pl, etags) // must not panic
+		if len(pl.drop) == 0 && len(etags) == 0 && !bytes.Equal(out, body) {
+			t.Fatal("nothing to change, yet the body changed")
+		}
+	})
+}

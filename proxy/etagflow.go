@@ -1,0 +1,400 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/ssec-proxy/ssec-proxy/keystore"
+	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
+)
+
+// The steps of a request that keep client ETags consistent (see etag.go).
+
+func zapRequestID(ex *exchange) zap.Field { return zap.String("request_id", ex.id) }
+
+func zapString(k, v string) zap.Field { return zap.String(k, v) }
+
+// readKeys are the keys a read under d tries, in order.
+func readKeys(d keystore.Decision) []*keystore.Key {
+	if !d.Encrypt {
+		return nil
+	}
+	return append([]*keystore.Key{d.Key}, d.Previous...)
+}
+
+// maxCompleteBody bounds a CompleteMultipartUpload request: 10,000 parts
+// with checksums fit in well under it.
+const maxCompleteBody = 4 << 20
+
+// prepareETags runs before the request goes upstream: it maps client part
+// ETags back to the upstream's for CompleteMultipartUpload, and evaluates
+// ETag conditions against client ETags.
+func (s *Server) prepareETags(ctx context.Context, ax *authedExchange, r *http.Request, p *plan) (done bool, err error) {
+	ex := ax.exchange
+	switch {
+	case p.op == opCompleteMultipart && len(p.keys) > 0:
+		return false, s.prepareComplete(ctx, ex, p)
+	case (p.op == opGetObject || p.op == opHeadObject) && len(p.keys) > 0 &&
+		(r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != ""):
+		return s.readConditions(ctx, ex, r, p)
+	case p.copy != nil && p.copy.srcKey != nil &&
+		(r.Header.Get("X-Amz-Copy-Source-If-Match") != "" || r.Header.Get("X-Amz-Copy-Source-If-None-Match") != ""):
+		return false, s.copyConditions(ctx, ex, r, p)
+	}
+	return false, nil
+}
+
+// headETags asks the upstream for an object's ETag and returns it with
+// the client's ETag of it (the upstream's when the index has none).
+func (s *Server) headETags(ctx context.Context, ex *exchange, t target, versionID string, keys []*keystore.Key) (upstreamETag, clientETag string, resp *http.Response, err error) {
+	hp := &plan{req: &upstreamRequest{Method: http.MethodHead, Target: t, Query: url.Values{}, Header: http.Header{}}, keys: keys}
+	if versionID != "" {
+		hp.req.Query.Set("versionId", versionID)
+	}
+	if len(keys) > 0 {
+		setSSEC(hp.req.Header, keys[0], false)
+	}
+	keyID := ex.keyID
+	resp, err = s.send(ctx, hp, ex)
+	ex.keyID = keyID
+	if err != nil {
+		return "", "", nil, err
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return "", "", resp, nil
+	}
+	upstreamETag = unquote(resp.Header.Get("ETag"))
+	clientETag = upstreamETag
+	if v, ok := s.clientETag(ctx, ex, t.Bucket, t.Key, upstreamETag, keys); ok {
+		clientETag = v
+	}
+	return upstreamETag, clientETag, resp, nil
+}
+
+// etagMatches reports whether an If-Match style list holds etag.
+func etagMatches(list, etag string) bool {
+	for _, v := range strings.Split(list, ",") {
+		v = strings.TrimSpace(v)
+		if v == "*" || unquote(strings.TrimPrefix(v, "W/")) == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// readConditions evaluates If-Match and If-None-Match of a GET or HEAD
+// against the client ETag, then pins the read to the version checked.
+func (s *Server) readConditions(ctx context.Context, ex *exchange, r *http.Request, p *plan) (bool, error) {
+	up, client, head, err := s.headETags(ctx, ex, ex.target, p.req.Query.Get("versionId"), p.keys)
+	if err != nil {
+		return false, err
+	}
+	if head.StatusCode != http.StatusOK {
+		return false, nil // let the real request answer (404, 403…)
+	}
+	if m := r.Header.Get("If-Match"); m != "" && !etagMatches(m, client) {
+		return false, s3err.New(s3err.PreconditionFailed, "")
+	}
+	if m := r.Header.Get("If-None-Match"); m != "" && etagMatches(m, client) {
+		h := ex.w.Header()
+		h.Set("ETag", quote(client))
+		if lm := head.Header.Get("Last-Modified"); lm != "" {
+			h.Set("Last-Modified", lm)
+		}
+		h.Set("X-Amz-Request-Id", ex.id)
+		ex.w.WriteHeader(http.StatusNotModified)
+		return true, nil
+	}
+	p.req.Header.Del("If-None-Match")
+	p.req.Header.Set("If-Match", quote(up))
+	return false, nil
+}
+
+// copyConditions does the same for a copy's source conditions.
+func (s *Server) copyConditions(ctx context.Context, ex *exchange, r *http.Request, p *plan) error {
+	cp := p.copy
+	d := ex.rt.ring.Match(cp.src.Bucket, cp.src.Key)
+	up, client, head, err := s.headETags(ctx, ex, target{Bucket: cp.src.Bucket, Key: cp.src.Key}, cp.src.VersionID, readKeys(d))
+	if err != nil {
+		return err
+	}
+	if head.StatusCode != http.StatusOK {
+		return nil
+	}
+	if m := r.Header.Get("X-Amz-Copy-Source-If-Match"); m != "" && !etagMatches(m, client) {
+		return s3err.New(s3err.PreconditionFailed, "")
+	}
+	if m := r.Header.Get("X-Amz-Copy-Source-If-None-Match"); m != "" && etagMatches(m, client) {
+		return s3err.New(s3err.PreconditionFailed, "")
+	}
+	p.req.Header.Del("X-Amz-Copy-Source-If-None-Match")
+	p.req.Header.Set("X-Amz-Copy-Source-If-Match", quote(up))
+	p.copy.srcETag, p.copy.srcClientETag = up, client
+	return nil
+}
+
+// prepareComplete reads the client's part list (bounded), puts the
+// upstream's part ETags in place of the client's MD5s, and computes the
+// client's multipart ETag from the client's.
+func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) error {
+	if p.req.Body == nil {
+		return nil
+	}
+	doc, err := io.ReadAll(io.LimitReader(p.req.Body, maxCompleteBody+1))
+	if err != nil {
+		return err
+	}
+	if len(doc) > maxCompleteBody {
+		return s3err.New(s3err.MalformedXML, "the part list is larger than %d bytes", maxCompleteBody)
+	}
+	type part struct {
+		number   int
+		etag     string
+		etagText span
+	}
+	var parts []part
+	dec := xml.NewDecoder(bytes.NewReader(doc))
+	var cur *part
+	field := ""
+	for {
+		before := dec.InputOffset()
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return s3err.New(s3err.MalformedXML, "")
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Local == "Part" {
+				cur = &part{etagText: span{-1, -1}}
+			} else if cur != nil {
+				field = t.Name.Local
+				if field == "ETag" {
+					cur.etagText = span{dec.InputOffset(), dec.InputOffset()}
+				}
+			}
+		case xml.CharData:
+			if cur != nil && field == "PartNumber" {
+				cur.number, _ = strconv.Atoi(strings.TrimSpace(string(t)))
+			}
+			if cur != nil && field == "ETag" {
+				cur.etag += string(t)
+				cur.etagText.end = dec.InputOffset()
+			}
+		case xml.EndElement:
+			if t.Name.Local == "Part" && cur != nil {
+				parts = append(parts, *cur)
+				cur = nil
+			}
+			field = ""
+		}
+		_ = before
+	}
+	upstreamParts, err := s.listUpstreamParts(ctx, ex, ex.target, p.req.Query.Get("uploadId"))
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	pos := int64(0)
+	clientETags := make([]string, 0, len(parts))
+	for _, pt := range parts {
+		clientETags = append(clientETags, unquote(strings.TrimSpace(pt.etag)))
+		up, ok := upstreamParts[pt.number]
+		if !ok || pt.etagText.start < 0 {
+			continue // the upstream will say InvalidPart
+		}
+		out.Write(doc[pos:pt.etagText.start])
+		out.WriteString("&#34;" + up + "&#34;")
+		pos = pt.etagText.end
+	}
+	out.Write(doc[pos:])
+	if etag, ok := multipartETag(clientETags); ok {
+		p.completeETag = etag
+	}
+	body := out.Bytes()
+	sum := sha256.Sum256(body)
+	p.req.Body, p.req.Length, p.req.Hash, p.req.Trailer = bytes.NewReader(body), int64(len(body)), hex.EncodeToString(sum[:]), nil
+	return nil
+}
+
+// listUpstreamParts maps part numbers to the upstream's part ETags.
+func (s *Server) listUpstreamParts(ctx context.Context, ex *exchange, t target, uploadID string) (map[int]string, error) {
+	out := map[int]string{}
+	marker := ""
+	for page := 0; page < 20; page++ {
+		q := url.Values{"uploadId": {uploadID}, "max-parts": {"1000"}}
+		if marker != "" {
+			q.Set("part-number-marker", marker)
+		}
+		ur := &upstreamRequest{Method: http.MethodGet, Target: t, Query: q, Header: http.Header{}}
+		resp, err := s.roundTrip(ctx, ex, ur, nil)
+		if err != nil {
+			return nil, err
+		}
+		var res struct {
+			Parts []struct {
+				PartNumber int    `xml:"PartNumber"`
+				ETag       string `xml:"ETag"`
+			} `xml:"Part"`
+			IsTruncated          bool   `xml:"IsTruncated"`
+			NextPartNumberMarker string `xml:"NextPartNumberMarker"`
+		}
+		err = xml.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&res)
+		resp.Body.Close()
+		if err == io.EOF {
+			err = nil // no body: no parts
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			return out, nil // NoSuchUpload: the Complete itself will say so
+		}
+		if resp.StatusCode != http.StatusOK || err != nil {
+			return nil, s3err.New(s3err.BadGateway, "listing the upload's parts failed with status %d", resp.StatusCode)
+		}
+		for _, pt := range res.Parts {
+			out[pt.PartNumber] = unquote(pt.ETag)
+		}
+		if !res.IsTruncated || res.NextPartNumberMarker == "" {
+			break
+		}
+		marker = res.NextPartNumberMarker
+	}
+	return out, nil
+}
+
+// maxRewrittenBody bounds the small XML answers the proxy rewrites.
+const maxRewrittenBody = 1 << 20
+
+// adjustETags puts client ETags into a successful answer, and records the
+// index entries of objects written through the proxy.
+func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *http.Response) error {
+	ok := resp.StatusCode == http.StatusOK
+	t := ex.target
+	switch {
+	case listOps[p.op.Name] && ok:
+		return s.replaceBody(resp, maxListingBody, func(b []byte) ([]byte, error) {
+			return s.rewriteListing(ctx, ex, t.Bucket, p.req.Query, b)
+		})
+	case len(p.keys) == 0 && p.copy == nil:
+		return nil
+	case p.op == opPutObject && ok && p.body != nil && p.body.md5 != nil:
+		client := hex.EncodeToString(p.body.md5.Sum(nil))
+		s.recordETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), client, p.keys[0])
+		resp.Header.Set("ETag", quote(client))
+	case p.op == opPutObject && ok && p.body == nil: // an empty object
+		client := "d41d8cd98f00b204e9800998ecf8427e"
+		s.recordETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), client, p.keys[0])
+		resp.Header.Set("ETag", quote(client))
+	case p.op == opUploadPart && ok && p.body != nil && p.body.md5 != nil:
+		resp.Header.Set("ETag", quote(hex.EncodeToString(p.body.md5.Sum(nil))))
+	case (p.op == opGetObject || p.op == opHeadObject) && ex.keyID != "" &&
+		(ok || resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusNotModified):
+		if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), p.keys); found {
+			resp.Header.Set("ETag", quote(v))
+		}
+	case p.op == opCompleteMultipart && ok && p.completeETag != "":
+		return s.replaceBody(resp, maxRewrittenBody, func(b []byte) ([]byte, error) {
+			return s.rewriteResultETag(ctx, ex, b, "CompleteMultipartUploadResult", func(up string) string {
+				s.recordETag(ctx, ex, t.Bucket, t.Key, up, p.completeETag, p.keys[0])
+				return p.completeETag
+			})
+		})
+	case p.op == opCopyObject && ok && len(p.keys) > 0:
+		client := p.copy.srcClientETag
+		if client == "" {
+			d := ex.rt.ring.Match(p.copy.src.Bucket, p.copy.src.Key)
+			_, c, head, err := s.headETags(ctx, ex, target{Bucket: p.copy.src.Bucket, Key: p.copy.src.Key}, p.copy.src.VersionID, readKeys(d))
+			if err != nil || head.StatusCode != http.StatusOK {
+				return nil
+			}
+			client = c
+		}
+		return s.replaceBody(resp, maxRewrittenBody, func(b []byte) ([]byte, error) {
+			return s.rewriteResultETag(ctx, ex, b, "CopyObjectResult", func(up string) string {
+				s.recordETag(ctx, ex, t.Bucket, t.Key, up, client, p.keys[0])
+				return client
+			})
+		})
+	}
+	return nil
+}
+
+// replaceBody reads a small answer (bounded), rewrites it and puts it back.
+// An answer too large to be what it should is passed on as it is.
+func (s *Server) replaceBody(resp *http.Response, limit int64, rewrite func([]byte) ([]byte, error)) error {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	resp.Body.Close()
+	if err != nil {
+		return s3err.New(s3err.BadGateway, "reading the upstream's answer failed")
+	}
+	if int64(len(body)) > limit {
+		return s3err.New(s3err.BadGateway, "the upstream's answer is larger than %d bytes", limit)
+	}
+	if nb, err := rewrite(body); err == nil {
+		body = nb
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
+}
+
+// rewriteResultETag replaces the <ETag> of a root element named root with
+// what replace makes of the upstream's. An answer that is an <Error> (S3
+// can answer 200 and fail) is left alone.
+func (s *Server) rewriteResultETag(_ context.Context, _ *exchange, body []byte, root string, replace func(up string) string) ([]byte, error) {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	depth, field := 0, ""
+	etag, text := "", span{-1, -1}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 1 && t.Name.Local != root {
+				return body, nil
+			}
+			if depth == 2 {
+				field = t.Name.Local
+				if field == "ETag" {
+					text = span{dec.InputOffset(), dec.InputOffset()}
+				}
+			}
+		case xml.CharData:
+			if depth == 2 && field == "ETag" {
+				etag += string(t)
+				text.end = dec.InputOffset()
+			}
+		case xml.EndElement:
+			depth--
+			field = ""
+		}
+	}
+	if text.start < 0 {
+		return body, nil
+	}
+	v := replace(unquote(strings.TrimSpace(etag)))
+	var out bytes.Buffer
+	out.Write(body[:text.start])
+	out.WriteString("&#34;" + v + "&#34;")
+	out.Write(body[text.end:])
+	return out.Bytes(), nil
+}
