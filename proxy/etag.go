@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
@@ -132,36 +133,65 @@ func parseEntry(name string) (key, upstreamETag, sealed string, ok bool) {
 }
 
 // etagCache remembers client ETags by bucket and upstream ETag, so that
-// repeated reads cost no index look-up. It is bounded; when full it drops
-// an arbitrary tenth.
+// repeated reads cost no index look-up, and for a while that an upstream
+// ETag has no entry (objects written without the proxy), so that reading
+// them does not cost a look-up each time. It is bounded; when full it
+// drops an arbitrary tenth.
 type etagCache struct {
-	mu  sync.Mutex
-	m   map[string]string
-	max int
+	mu   sync.Mutex
+	m    map[string]string
+	none map[string]time.Time // no entry, as of then
+	max  int
 }
 
-func newETagCache(max int) *etagCache { return &etagCache{m: map[string]string{}, max: max} }
+// noneTTL is how long "no entry" is believed: another instance may be
+// writing the entry of an object it has just written.
+const noneTTL = time.Minute
 
-func (c *etagCache) get(bucket, upstreamETag string) (string, bool) {
+func newETagCache(max int) *etagCache {
+	return &etagCache{m: map[string]string{}, none: map[string]time.Time{}, max: max}
+}
+
+// get returns the client ETag; known reports whether the answer (found or
+// known to be absent) is cached.
+func (c *etagCache) get(bucket, upstreamETag string) (clientETag string, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v, ok := c.m[bucket+"\x00"+upstreamETag]
-	return v, ok
+	k := bucket + "\x00" + upstreamETag
+	if v, ok := c.m[k]; ok {
+		return v, true
+	}
+	if t, ok := c.none[k]; ok && time.Since(t) < noneTTL {
+		return "", true
+	}
+	return "", false
 }
 
 func (c *etagCache) put(bucket, upstreamETag, clientETag string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		n := c.max / 10
-		for k := range c.m {
-			if n--; n < 0 {
-				break
-			}
-			delete(c.m, k)
-		}
+	k := bucket + "\x00" + upstreamETag
+	if clientETag == "" {
+		c.none[k] = time.Now()
+		trim(c.none, c.max)
+		return
 	}
-	c.m[bucket+"\x00"+upstreamETag] = clientETag
+	delete(c.none, k)
+	c.m[k] = clientETag
+	trim(c.m, c.max)
+}
+
+func trim[V any](m map[string]V, max int) {
+	if len(m) <= max {
+		return
+	}
+	n := max / 10
+	for k := range m {
+		if n--; n < 0 {
+			break
+		}
+		delete(m, k)
+	}
 }
 
 // recordETag writes the index entry for an object written through the
@@ -178,6 +208,10 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 		return
 	}
 	ur := &upstreamRequest{Method: http.MethodPut, Target: target{Bucket: bucket, Key: name}, Query: url.Values{}, Header: http.Header{}}
+	// The object is written: its entry is written too, even if the client
+	// has gone meanwhile.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	resp, err := s.roundTrip(ctx, ex, ur, nil)
 	if err != nil {
 		s.logIndexError(ex, "writing", err.Error())
@@ -197,8 +231,8 @@ func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upst
 	if upstreamETag == "" || len(keys) == 0 {
 		return "", false
 	}
-	if v, ok := s.etags.get(bucket, upstreamETag); ok {
-		return v, true
+	if v, known := s.etags.get(bucket, upstreamETag); known {
+		return v, v != ""
 	}
 	found, err := s.listIndex(ctx, ex, bucket, indexPrefix+key+" "+upstreamETag+" ", "", "", "", 1)
 	if err != nil {
@@ -213,6 +247,7 @@ func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upst
 			}
 		}
 	}
+	s.etags.put(bucket, upstreamETag, "")
 	return "", false
 }
 

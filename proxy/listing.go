@@ -139,9 +139,10 @@ func (s *Server) rewriteListing(ctx context.Context, ex *exchange, bucket string
 		if !ring.Match(bucket, o.key).Encrypt {
 			continue
 		}
-		if v, ok := s.etags.get(bucket, o.etag); ok {
+		switch v, known := s.etags.get(bucket, o.etag); {
+		case v != "":
 			etags[i] = v
-		} else {
+		case !known:
 			misses = append(misses, i)
 		}
 	}
@@ -175,6 +176,7 @@ func (s *Server) lookupPage(ctx context.Context, ex *exchange, bucket string, q 
 		o := pl.objects[i]
 		seal, ok := sealed[o.key+" "+o.etag]
 		if !ok {
+			s.etags.put(bucket, o.etag, "") // written without the proxy
 			continue
 		}
 		d := ex.rt.ring.Match(bucket, o.key)
