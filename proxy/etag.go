@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
@@ -308,5 +310,5 @@ type errIndex string
 func (e errIndex) Error() string { return "etag index: " + string(e) }
 
 func (s *Server) logIndexError(ex *exchange, what, why string) {
-	s.log.Warn("etag index "+what+" failed; the upstream's ETag is used", zapRequestID(ex), zapString("error", why))
+	s.log.Warn("etag index "+what+" failed; the upstream's ETag is used", zap.String("request_id", ex.id), zap.String("error", why))
 }

@@ -12,17 +12,11 @@ import (
 	"strconv"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
 )
 
 // The steps of a request that keep client ETags consistent (see etag.go).
-
-func zapRequestID(ex *exchange) zap.Field { return zap.String("request_id", ex.id) }
-
-func zapString(k, v string) zap.Field { return zap.String(k, v) }
 
 // readKeys are the keys a read under d tries, in order.
 func readKeys(d keystore.Decision) []*keystore.Key {
@@ -168,7 +162,6 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 	var cur *part
 	field := ""
 	for {
-		before := dec.InputOffset()
 		tok, err := dec.Token()
 		if err == io.EOF {
 			break
@@ -201,7 +194,6 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 			}
 			field = ""
 		}
-		_ = before
 	}
 	upstreamParts, err := s.listUpstreamParts(ctx, ex, ex.target, p.req.Query.Get("uploadId"))
 	if err != nil {
