@@ -41,14 +41,11 @@
 package lifecycle
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -57,6 +54,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
+	"github.com/ssec-proxy/ssec-proxy/internal/upstreamtls"
 )
 
 // Target is what a run covers: the objects of Bucket whose key starts with
@@ -99,27 +97,14 @@ func NewClient(cfg config.Upstream) (*minio.Client, error) {
 	if u.Scheme != "https" {
 		return nil, errors.New("upstream.endpoint: SSE-C needs https")
 	}
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.ca_file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream.ca_file: %s holds no PEM certificate", cfg.CAFile)
-		}
+	tlsConf, err := upstreamtls.Config(cfg)
+	if err != nil {
+		return nil, err
 	}
 	tr := &http.Transport{
-		Proxy:       nil,
-		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig: &tls.Config{
-			RootCAs:            roots,
-			MinVersion:         tls.VersionTLS12,
-			InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // opt-in, the command warns
-		},
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          64,
 		MaxIdleConnsPerHost:   64,

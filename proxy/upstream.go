@@ -2,14 +2,11 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/signer"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
+	"github.com/ssec-proxy/ssec-proxy/internal/upstreamtls"
 )
 
 // upstream sends re-signed requests to the S3 service behind the proxy over
@@ -34,7 +32,7 @@ func newUpstream(cfg config.Upstream) (*upstream, error) {
 	if err != nil || base.Host == "" {
 		return nil, fmt.Errorf("upstream.endpoint: %q is not a URL", cfg.Endpoint)
 	}
-	tlsConf, err := upstreamTLS(cfg)
+	tlsConf, err := upstreamtls.Config(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -66,29 +64,6 @@ func newUpstream(cfg config.Upstream) (*upstream, error) {
 			// client as they are; the proxy never follows them with keys.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-	}, nil
-}
-
-// upstreamTLS trusts the system roots plus ca_file. Verification is off only
-// when the config says insecure_skip_verify, which the server logs loudly.
-func upstreamTLS(cfg config.Upstream) (*tls.Config, error) {
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("upstream.ca_file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream.ca_file: %s holds no PEM certificate", cfg.CAFile)
-		}
-	}
-	return &tls.Config{
-		RootCAs:            roots,
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // opt-in, logged at start
 	}, nil
 }
 
