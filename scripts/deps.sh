@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, once; later runs find it cached.
 #   - the pinned MinIO server (go install, into ~/.cache/ssec-proxy/bin)
-#   - with --clients: Debian's awscli, s3cmd and python3-boto3 (apt-get, as root)
+#   - with --clients: Debian's awscli, s3cmd, rclone and python3-boto3 (apt-get, as root)
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c # keep in step with internal/miniotest.Version
@@ -22,6 +22,7 @@ if [ "${1:-}" = "--clients" ]; then
   need=()
   [ -x /usr/bin/aws ] || need+=(awscli)
   command -v s3cmd >/dev/null || need+=(s3cmd)
+  command -v rclone >/dev/null || need+=(rclone)
   /usr/bin/python3 -c 'import boto3' 2>/dev/null || need+=(python3-boto3)
   if [ ${#need[@]} -gt 0 ]; then
     echo "deps: apt-get install ${need[*]}"
@@ -29,6 +30,6 @@ if [ "${1:-}" = "--clients" ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "deps: awscli, s3cmd and python3-boto3 already installed"
+    echo "deps: awscli, s3cmd, rclone and python3-boto3 already installed"
   fi
 fi
