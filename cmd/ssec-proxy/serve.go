@@ -2,23 +2,39 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
-	"github.com/ssec-proxy/ssec-proxy/internal/certs"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
+	"github.com/ssec-proxy/ssec-proxy/metrics"
 	"github.com/ssec-proxy/ssec-proxy/proxy"
 )
+
+// version is set at build time (-ldflags "-X main.version=…"); else the
+// module version from the build info.
+var version = ""
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
@@ -54,17 +70,33 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	return serve(ctx, cfg, ring, ln, log)
 }
 
-// serve runs the proxy on ln until ctx ends, then shuts down gracefully.
+// serve runs the proxy on ln, and the admin listener, until ctx ends; then
+// it stops accepting, lets requests in flight finish for up to
+// cfg.ShutdownGrace (a second SIGINT/SIGTERM cuts that short) and closes.
+// While it runs, SIGHUP and changes to the config or key files reload them,
+// and the server certificate is renewed (tls.mode auto) or reloaded when its
+// files change (tls.mode files).
 func serve(ctx context.Context, cfg *config.Config, ring *keystore.Keyring, ln net.Listener, log *zap.Logger) error {
-	if cfg.Upstream.InsecureSkipVerify {
-		log.Warn("upstream.insecure_skip_verify is set: the upstream's TLS certificate is NOT verified, and SSE-C keys may go to whoever answers")
+	defer ln.Close()
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
 	}
-	h, err := proxy.New(proxy.Options{Config: cfg, Keyring: ring, Logger: log})
+	m := metrics.New(buildVersion())
+	h, err := proxy.New(proxy.Options{Config: cfg, Keyring: ring, Logger: log, Observer: m})
+	if err != nil {
+		return err
+	}
+	// Workers (reload, certificate, probe) stop with bg; the servers are
+	// shut down below.
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+
+	certs, caFile, err := newTLSSource(cfg, log, m)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           m.InFlight(h),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -72,31 +104,51 @@ func serve(ctx context.Context, cfg *config.Config, ring *keystore.Keyring, ln n
 	}
 	scheme := "https"
 	switch cfg.TLS.Mode {
-	case "off":
+	case config.TLSOff:
+		// cfg.Warnings (logged above) says so when the address is not
+		// loopback. HTTP/2 without TLS (h2c) is not offered.
 		scheme = "http"
-		if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
-			log.Warn("tls.mode is off on a non-loopback address: S3 credentials and data cross the network in the clear", zap.String("listen", ln.Addr().String()))
+	case config.TLSAuto:
+		log.Info("local TLS certificate authority: trust this CA in your S3 tools",
+			zap.String("ca", caFile), zap.String("client_setting", "AWS_CA_BUNDLE="+caFile))
+		fallthrough
+	default:
+		srv.TLSConfig = serverTLSConfig(certs)
+		leaf := certs.current().Leaf
+		log.Info("server certificate", zap.Strings("dns_names", leaf.DNSNames), zap.Int("ip_addresses", len(leaf.IPAddresses)),
+			zap.Time("not_after", leaf.NotAfter), zap.String("mode", cfg.TLS.Mode))
+		every := certFilesPoll
+		if cfg.TLS.Mode == config.TLSAuto {
+			every = certAutoCheck
 		}
-	case "files":
-		pair, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	default: // auto
-		f, err := certs.Ensure(filepath.Join(cfg.StateDir, "tls"), []string{"localhost", "127.0.0.1", "::1", "*." + cfg.Domain})
-		if err != nil {
-			return fmt.Errorf("tls auto: %w", err)
-		}
-		pair, err := tls.LoadX509KeyPair(f.Cert, f.Key)
-		if err != nil {
-			return fmt.Errorf("tls auto: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-		log.Info("local TLS certificate", zap.String("ca", f.CA), zap.String("client_setting", "AWS_CA_BUNDLE="+f.CA))
+		go certs.run(bg, every)
 	}
+
+	hl := &health{window: probeWindow}
+	hl.loaded.Store(true)
+	rl := newReloader(cfg, h, log, m)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go rl.run(bg, hup, configPoll)
+	pr := &prober{cfg: rl.config, h: hl, m: m, log: log, timeout: probeTimeout}
+	go pr.run(bg, probeEvery)
+
+	var admin *http.Server
+	if cfg.Admin.Listen != "off" {
+		aln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			return fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+		}
+		admin = startAdmin(aln, adminHandler(m, hl), log)
+		defer admin.Close()
+		log.Info("admin listening", zap.String("url", "http://"+aln.Addr().String()),
+			zap.Strings("paths", []string{"/metrics", "/healthz", "/readyz"}))
+	}
+
 	log.Info("ssec-proxy listening", zap.String("url", scheme+"://"+ln.Addr().String()),
-		zap.String("upstream", cfg.Upstream.Endpoint), zap.String("region", cfg.Upstream.Region))
+		zap.String("upstream", cfg.Upstream.Endpoint), zap.String("region", cfg.Upstream.Region),
+		zap.String("version", buildVersion()))
 	errc := make(chan error, 1)
 	go func() {
 		if srv.TLSConfig != nil {
@@ -110,12 +162,40 @@ func serve(ctx context.Context, cfg *config.Config, ring *keystore.Keyring, ln n
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: letting transfers in flight finish")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return shutdown(srv, hl, m, time.Duration(rl.config().ShutdownGrace), log)
+}
+
+// shutdown stops accepting at once, waits for requests in flight up to
+// grace (or a second SIGINT/SIGTERM), then closes what is left.
+func shutdown(srv *http.Server, hl *health, m *metrics.Metrics, grace time.Duration, log *zap.Logger) error {
+	hl.draining.Store(true)
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	log.Info("shutting down: no new connections; letting requests in flight finish",
+		zap.Int("in_flight", m.InFlightNow()), zap.Duration("grace", grace))
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	go func() {
+		select {
+		case <-again:
+			log.Warn("second signal: closing now")
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	start := time.Now()
+	err := srv.Shutdown(sctx)
+	if err == nil {
+		log.Info("shut down: every request finished", zap.Duration("took", time.Since(start)))
+		return nil
+	}
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	log.Warn("shutdown grace over: closing the connections still open", zap.Int("in_flight", m.InFlightNow()),
+		zap.Duration("grace", grace))
+	_ = srv.Close()
 	return nil
 }
 

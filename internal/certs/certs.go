@@ -37,8 +37,12 @@ func In(dir string) Files {
 	}
 }
 
-// renewBefore is how long before expiry a leaf is made anew.
-const renewBefore = 30 * 24 * time.Hour
+// RenewBefore is how long before its expiry Ensure makes a certificate
+// anew.
+const RenewBefore = 30 * 24 * time.Hour
+
+// LeafValidity is how long a leaf that Ensure makes is valid.
+const LeafValidity = 397 * 24 * time.Hour
 
 // Ensure makes (or reuses) a CA and a leaf for hosts in dir. A leaf is made
 // anew when it is missing, expires within 30 days, or lacks one of hosts.
@@ -48,14 +52,14 @@ func Ensure(dir string, hosts []string) (Files, error) {
 		return f, err
 	}
 	ca, caKey, err := loadPair(f.CA, f.CAKey)
-	if err != nil || time.Until(ca.NotAfter) < renewBefore {
+	if err != nil || time.Until(ca.NotAfter) < RenewBefore {
 		if ca, caKey, err = newCA(f); err != nil {
 			return f, err
 		}
 		_ = os.Remove(f.Cert) // signed by the old CA
 	}
 	leaf, _, err := loadPair(f.Cert, f.Key)
-	if err == nil && time.Until(leaf.NotAfter) > renewBefore && covers(leaf, hosts) && leaf.CheckSignatureFrom(ca) == nil {
+	if err == nil && time.Until(leaf.NotAfter) > RenewBefore && covers(leaf, hosts) && leaf.CheckSignatureFrom(ca) == nil {
 		return f, nil
 	}
 	return f, newLeaf(f, ca, caKey, hosts)
@@ -118,7 +122,23 @@ func newCA(f Files) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	return cert, key, err
 }
 
+// IssueLeaf writes a leaf for hosts, valid for validity, signed by the CA
+// that Ensure keeps in dir (which must exist). Ensure replaces a leaf that
+// expires within RenewBefore: tests use IssueLeaf to make one that does.
+func IssueLeaf(dir string, hosts []string, validity time.Duration) error {
+	f := In(dir)
+	ca, caKey, err := loadPair(f.CA, f.CAKey)
+	if err != nil {
+		return err
+	}
+	return issueLeaf(f, ca, caKey, hosts, validity)
+}
+
 func newLeaf(f Files, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string) error {
+	return issueLeaf(f, ca, caKey, hosts, LeafValidity)
+}
+
+func issueLeaf(f Files, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, validity time.Duration) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -127,7 +147,7 @@ func newLeaf(f Files, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []str
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "ssec-proxy", Organization: []string{"ssec-proxy"}},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(397 * 24 * time.Hour),
+		NotAfter:     time.Now().Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}

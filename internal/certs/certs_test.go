@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"os"
 	"testing"
+	"time"
 )
 
 func TestEnsureMakesThenReuses(t *testing.T) {
@@ -41,5 +42,41 @@ func TestEnsureMakesThenReuses(t *testing.T) {
 	pool.AddCert(ca)
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "s3.localhost"}); err != nil {
 		t.Errorf("new leaf does not verify for the new host against the kept CA: %v", err)
+	}
+}
+
+// TestEnsureRenewsALeafNearExpiry: a leaf that expires within RenewBefore
+// is replaced, signed by the same CA.
+func TestEnsureRenewsALeafNearExpiry(t *testing.T) {
+	dir := t.TempDir()
+	hosts := []string{"localhost", "127.0.0.1"}
+	f, err := Ensure(dir, hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca1, _ := os.ReadFile(f.CA)
+	if err := IssueLeaf(dir, hosts, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	short, _, err := loadPair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Until(short.NotAfter) > 25*time.Hour {
+		t.Fatalf("IssueLeaf made a leaf valid until %v", short.NotAfter)
+	}
+	if _, err := Ensure(dir, hosts); err != nil {
+		t.Fatal(err)
+	}
+	renewed, _, err := loadPair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Until(renewed.NotAfter) < LeafValidity-2*time.Hour {
+		t.Errorf("the renewed leaf expires %v; want about %v from now", renewed.NotAfter, LeafValidity)
+	}
+	ca2, _ := os.ReadFile(f.CA)
+	if string(ca1) != string(ca2) {
+		t.Error("renewing the leaf replaced the CA")
 	}
 }
