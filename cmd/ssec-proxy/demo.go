@@ -125,6 +125,8 @@ rules:
   - bucket: "*"
     key: demo
 default: deny
+admin:
+  listen: "off"   # the demo runs no metrics listener, so that it never clashes with a real proxy's
 `, listen, filepath.Join(dir, "proxy"), mc.Endpoint, mc.AccessKey, mc.SecretKey, mc.CAFile,
 		clientKey, clientSecret, keyFile)
 	path := filepath.Join(dir, "ssec-proxy.yaml")
