@@ -52,6 +52,7 @@ const (
 	DefaultAdminListen   = "127.0.0.1:9464"
 	DefaultShutdownGrace = 30 * time.Second
 	DefaultPartSize      = 64 << 20 // 64 MiB: 5 MiB to 5 GiB are allowed
+	DefaultStallTimeout  = time.Minute
 	MinPartSize          = 5 << 20
 	MaxPartSize          = 5 << 30
 )
@@ -127,6 +128,10 @@ type Upstream struct {
 	// PartSize is the part size, in bytes, of the multipart uploads the
 	// proxy makes itself (streamed copies, rekey); default DefaultPartSize.
 	PartSize int64 `yaml:"part_size"`
+	// StallTimeout is how long a write to the upstream may make no progress
+	// before the request is aborted (an upstream that stops reading, a
+	// client gone while the proxy waits on it); default DefaultStallTimeout.
+	StallTimeout Duration `yaml:"stall_timeout"`
 }
 
 // Values of Upstream.Copy.
@@ -314,8 +319,8 @@ func (u Upstream) GoString() string { return fmt.Sprintf("%+v", u) }
 
 // Format prints the upstream with its secret key redacted, whatever the verb.
 func (u Upstream) Format(f fmt.State, verb rune) {
-	fmt.Fprintf(f, "{Zone:%s Endpoint:%s Region:%s AccessKey:%s SecretKey:%s CAFile:%s InsecureSkipVerify:%t Copy:%s PartSize:%d}",
-		u.Zone, u.Endpoint, u.Region, u.AccessKey, redact(u.SecretKey), u.CAFile, u.InsecureSkipVerify, u.Copy, u.PartSize)
+	fmt.Fprintf(f, "{Zone:%s Endpoint:%s Region:%s AccessKey:%s SecretKey:%s CAFile:%s InsecureSkipVerify:%t Copy:%s PartSize:%d StallTimeout:%s}",
+		u.Zone, u.Endpoint, u.Region, u.AccessKey, redact(u.SecretKey), u.CAFile, u.InsecureSkipVerify, u.Copy, u.PartSize, time.Duration(u.StallTimeout))
 }
 
 // String shows the client with its secret key redacted.

@@ -82,7 +82,7 @@ func TestParseValid(t *testing.T) {
 		Upstream: Upstream{
 			Zone: "ch-gva-2", Endpoint: "https://sos-ch-gva-2.exo.io", Region: "ch-gva-2",
 			AccessKey: testAccessKey, SecretKey: testSecretKey,
-			Copy: CopyNative, PartSize: DefaultPartSize,
+			Copy: CopyNative, PartSize: DefaultPartSize, StallTimeout: Duration(DefaultStallTimeout),
 		},
 		Clients: []Client{
 			{AccessKey: "local-tool", SecretKey: testLocalKey},

@@ -40,6 +40,9 @@ func (c *Config) SetDefaults(lookupEnv func(string) (string, bool)) {
 	if c.Upstream.PartSize == 0 {
 		c.Upstream.PartSize = DefaultPartSize
 	}
+	if c.Upstream.StallTimeout == 0 {
+		c.Upstream.StallTimeout = Duration(DefaultStallTimeout)
+	}
 	u := &c.Upstream
 	if u.Zone != "" && knownZone(u.Zone) {
 		if u.Endpoint == "" {

@@ -64,6 +64,9 @@ func (v *validator) operations() {
 	if c.ShutdownGrace < 0 {
 		v.add("shutdown_grace", "must not be negative")
 	}
+	if c.Upstream.StallTimeout < 0 {
+		v.add("upstream.stall_timeout", "must not be negative")
+	}
 	switch c.Upstream.Copy {
 	case CopyNative, CopyStream:
 	default:

@@ -281,16 +281,12 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 		})
 	case len(p.keys) == 0 && p.copy == nil:
 		return nil
-	case p.op == opPutObject && ok && p.body != nil && p.body.md5 != nil:
-		client := hex.EncodeToString(p.body.md5.Sum(nil))
+	case p.op == opPutObject && ok && p.body != nil && p.body.md5Sum(p.req.Length) != nil:
+		client := hex.EncodeToString(p.body.md5Sum(p.req.Length))
 		s.recordETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), client, p.keys[0])
 		resp.Header.Set("ETag", quote(client))
-	case p.op == opPutObject && ok && p.body == nil: // an empty object
-		client := "d41d8cd98f00b204e9800998ecf8427e"
-		s.recordETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), client, p.keys[0])
-		resp.Header.Set("ETag", quote(client))
-	case p.op == opUploadPart && ok && p.body != nil && p.body.md5 != nil:
-		resp.Header.Set("ETag", quote(hex.EncodeToString(p.body.md5.Sum(nil))))
+	case p.op == opUploadPart && ok && p.body != nil && p.body.md5Sum(p.req.Length) != nil:
+		resp.Header.Set("ETag", quote(hex.EncodeToString(p.body.md5Sum(p.req.Length))))
 	case (p.op == opGetObject || p.op == opHeadObject) && ex.keyID != "" &&
 		(ok || resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusNotModified):
 		if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), p.keys); found {

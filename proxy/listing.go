@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"io"
 	"net/url"
 	"sort"
@@ -36,8 +35,6 @@ type parsedListing struct {
 // maxListingBody bounds a listing page the proxy rewrites (1,000 entries
 // of 1 KiB keys fit many times over).
 const maxListingBody = 16 << 20
-
-var errListingTooLarge = errors.New("listing too large to rewrite")
 
 func parseListing(body []byte, urlEncoded bool) (*parsedListing, error) {
 	dec := xml.NewDecoder(bytes.NewReader(body))

@@ -169,7 +169,7 @@ func parseCopySource(v string) (copySource, error) {
 	if cs.Key, err = url.PathUnescape(encKey); err != nil {
 		return cs, s3err.New(s3err.InvalidArgument, "x-amz-copy-source: the key is not validly %%-encoded")
 	}
-	return cs, nil
+	return cs, checkKeyPath(cs.Key)
 }
 
 // String is the canonical header value for the upstream.

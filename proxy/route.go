@@ -82,7 +82,26 @@ func parseTarget(r *http.Request, domain string) (target, error) {
 	if !utf8.ValidString(t.Key) {
 		return t, s3err.New(s3err.InvalidArgument, "object keys must be valid UTF-8")
 	}
-	return t, nil
+	return t, checkKeyPath(t.Key)
+}
+
+// checkKeyPath refuses keys that S3 services do not all store as sent: a
+// leading "/", an empty segment ("a//b"), or a "." or ".." segment. MinIO
+// stores "//x" as "x"; a rule would then match one key and the upstream
+// store another (invariant 4), so the proxy refuses them all. A trailing
+// "/" (a folder marker) is fine.
+func checkKeyPath(key string) error {
+	if key == "" {
+		return nil
+	}
+	segs := strings.Split(strings.TrimSuffix(key, "/"), "/")
+	for _, s := range segs {
+		if s == "" || s == "." || s == ".." {
+			return s3err.New(s3err.InvalidArgument,
+				"ssec-proxy refuses object keys with a leading /, an empty segment (//) or a . or .. segment: S3 services store them under other names")
+		}
+	}
+	return nil
 }
 
 // vhostBucket returns the bucket of a virtual-hosted-style Host

@@ -348,6 +348,9 @@ func planBody(ax *authedExchange, r *http.Request, p *plan) error {
 		return s3err.New(s3err.MissingContentLength, "")
 	}
 	dataOp := p.op == opPutObject || p.op == opUploadPart
+	if dataOp && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 && !a.Mode.Streaming() {
+		return s3err.New(s3err.MissingContentLength, "") // S3 stores no object of unknown length
+	}
 	if !dataOp {
 		// On other requests x-amz-checksum-* headers speak of the object
 		// (CompleteMultipartUpload's full-object checksum), not the body.
@@ -475,9 +478,9 @@ func drain(resp *http.Response) {
 // gets: the body's own verification error first (the client sent a bad
 // body), then statuses for a dead, slow or untrusted upstream.
 func (s *Server) upstreamError(ctx context.Context, err error, body *countingBody) error {
-	if body != nil && body.err != nil {
+	if _, _, berr := body.state(); berr != nil {
 		var e *s3err.Error
-		if errors.As(body.err, &e) {
+		if errors.As(berr, &e) {
 			return e
 		}
 		return s3err.New(s3err.IncompleteBody, "the request body ended early or could not be read")
@@ -505,7 +508,7 @@ func (s *Server) respond(ex *exchange, r *http.Request, p *plan, resp *http.Resp
 		if name, value, ok := p.body.checksum(); ok {
 			h.Set(name, value)
 		}
-		ex.bytesIn = p.body.n
+		ex.bytesIn, _, _ = p.body.state()
 	}
 	h.Set("X-Amz-Request-Id", ex.id)
 	ex.w.WriteHeader(resp.StatusCode)
@@ -609,11 +612,19 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // the first error (for the status) and, at the verified end, fills in the
 // trailer checksum the upstream request carries.
 type countingBody struct {
-	body    *sigv4.Body
-	md5     hash.Hash // nil: not computed
-	n       int64
-	err     error
-	trailer http.Header // the upstream request's trailer, filled in at the verified end
+	body *sigv4.Body
+	// The transport reads the body in its own goroutine, which may still be
+	// at it when the upstream has answered early: what the handler reads
+	// of it is behind mu.
+	mu       sync.Mutex
+	md5      hash.Hash // nil: not computed
+	n        int64
+	err      error
+	sum      []byte // md5's sum at the verified end
+	ckName   string // the verified checksum (trailer or header), at the end
+	ckValue  string
+	finished bool        // read to its verified end
+	trailer  http.Header // the upstream request's trailer, filled in at the verified end
 	// trailerName is the key of the one entry in trailer, as announced by
 	// the client in x-amz-trailer.
 	trailerName string
@@ -621,28 +632,64 @@ type countingBody struct {
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.n += int64(n)
 	if b.md5 != nil && n > 0 {
 		b.md5.Write(p[:n])
 	}
 	switch {
-	case err == io.EOF && b.trailer != nil:
-		_, value, ok := b.body.Checksum()
-		if !ok {
-			b.err = s3err.New(s3err.MalformedTrailerError, "the announced checksum trailer is missing")
-			return n, b.err
+	case err == io.EOF:
+		name, value, ok := b.body.Checksum()
+		if b.trailer != nil {
+			if !ok {
+				b.err = s3err.New(s3err.MalformedTrailerError, "the announced checksum trailer is missing")
+				return n, b.err
+			}
+			b.trailer[b.trailerName] = []string{value}
 		}
-		b.trailer[b.trailerName] = []string{value}
-	case err != nil && err != io.EOF && b.err == nil:
+		if ok {
+			b.ckName, b.ckValue = name, value
+		}
+		if b.md5 != nil && !b.finished {
+			b.sum = b.md5.Sum(nil)
+		}
+		b.finished = true
+	case err != nil && b.err == nil:
 		b.err = err
 	}
 	return n, err
 }
 
+// state returns what the handler may know of the body: bytes read,
+// whether it was read to its verified end, and the first error.
+func (b *countingBody) state() (n int64, finished bool, err error) {
+	if b == nil {
+		return 0, false, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n, b.finished, b.err
+}
+
 // checksum is the verified checksum (trailer or header) the client sent,
 // which the response carries back as S3's does.
 func (b *countingBody) checksum() (string, string, bool) {
-	return b.body.Checksum()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ckName, b.ckValue, b.ckName != ""
+}
+
+// md5Sum is the MD5 of the whole body of length bytes, once they were all
+// read; nil before or when not computed. (After an upstream's 200 the
+// transport may not yet have read the EOF that follows the last byte.)
+func (b *countingBody) md5Sum(length int64) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sum == nil && b.md5 != nil && b.n == length && b.err == nil {
+		return b.md5.Sum(nil)
+	}
+	return b.sum
 }
 
 func decisionName(d keystore.Decision) string {
