@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,10 +39,8 @@ func newUpstream(cfg config.Upstream) (*upstream, error) {
 	}
 	tr := &http.Transport{
 		Proxy: nil, // the upstream is reached directly: keys must not pass an HTTP proxy
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		DialContext: stallDialer(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+			time.Duration(cfg.StallTimeout)),
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          256,
@@ -116,9 +115,26 @@ func (u *upstream) build(ctx context.Context, ur *upstreamRequest) (*http.Reques
 	} else {
 		req.ContentLength = ur.Length
 	}
-	if len(ur.Trailer) > 0 {
+	if len(ur.Trailer) > 0 && ur.Body != nil {
+		// The headers signer.SignV4Trailer sets, then the body framed by
+		// trailerBody: the same bytes as minio-go's StreamingUnsignedV4,
+		// without its per-request 64 KiB buffer and two copies of every
+		// byte (docs/PERFORMANCE.md).
+		for name := range ur.Trailer {
+			req.Header.Add("X-Amz-Trailer", strings.ToLower(name))
+		}
+		if ce := req.Header.Get("Content-Encoding"); ce == "" {
+			req.Header.Set("Content-Encoding", "aws-chunked")
+		} else {
+			req.Header.Set("Content-Encoding", "aws-chunked,"+ce)
+		}
+		req.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(ur.Length, 10))
 		req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
-		return signer.SignV4Trailer(*req, u.accessKey, u.secretKey, "", u.region, ur.Trailer), nil
+		signed := signer.SignV4(*req, u.accessKey, u.secretKey, "", u.region)
+		tb := newTrailerBody(ur.Body, ur.Length, ur.Trailer)
+		signed.Body, signed.ContentLength = tb, tb.size
+		signed.GetBody = nil
+		return signed, nil
 	}
 	hash := ur.Hash
 	if hash == "" {
@@ -139,3 +155,160 @@ func (u *upstream) do(req *http.Request) (*http.Response, error) {
 
 // encodePath is the one encoding of object paths sent upstream.
 func encodePath(p string) string { return s3utils.EncodePath(p) }
+
+// trailerChunk is the chunk size of the aws-chunked bodies the proxy sends
+// with a checksum trailer: minio-go's, so that the stream (and its length)
+// is the one its signer would make.
+const trailerChunk = 64 << 10
+
+// trailerBody frames a body of known length as aws-chunked with an
+// unsigned trailer ("<hex size>\r\n<data>\r\n" per 64 KiB chunk, then
+// "0\r\n", one "name:value\n" line per trailer and "\r\n\r\n"). Data is
+// read straight into the caller's buffer. The trailer values are read
+// after the body returned io.EOF: countingBody fills them in then, once
+// the client's body is verified.
+type trailerBody struct {
+	body      io.Reader
+	size      int64 // of the framed stream
+	dataLeft  int64 // data bytes not yet in a chunk
+	chunkLeft int64 // data bytes of the current chunk still to pass
+	trailer   http.Header
+	pending   []byte // framing not yet read
+	scratch   [64]byte
+	done      bool // the final chunk and trailer are in pending
+}
+
+func newTrailerBody(body io.Reader, length int64, trailer http.Header) *trailerBody {
+	t := &trailerBody{body: body, dataLeft: length, trailer: trailer}
+	full, rest := length/trailerChunk, length%trailerChunk
+	t.size = full * chunkLen(trailerChunk)
+	if rest > 0 {
+		t.size += chunkLen(rest)
+	}
+	t.size += chunkLen(0)
+	for name, v := range trailer {
+		if len(v) > 0 {
+			t.size += int64(len(name) + 1 + len(v[0]) + 1)
+		}
+	}
+	t.size += 2
+	return t
+}
+
+// chunkLen is the framed length of a chunk of n data bytes.
+func chunkLen(n int64) int64 {
+	return int64(len(strconv.FormatInt(n, 16))) + 2 + n + 2
+}
+
+func (t *trailerBody) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if len(t.pending) > 0 {
+			c := copy(p[n:], t.pending)
+			t.pending = t.pending[c:]
+			n += c
+			continue
+		}
+		if t.chunkLeft > 0 {
+			want := p[n:]
+			if int64(len(want)) > t.chunkLeft {
+				want = want[:t.chunkLeft]
+			}
+			c, err := t.body.Read(want)
+			n += c
+			t.chunkLeft -= int64(c)
+			if t.chunkLeft == 0 {
+				t.pending = append(t.scratch[:0], "\r\n"...)
+			}
+			switch {
+			case err == io.EOF && t.chunkLeft > 0:
+				return n, io.ErrUnexpectedEOF
+			case err != nil && err != io.EOF:
+				return n, err
+			}
+			if t.chunkLeft > 0 || c == 0 {
+				// Pass on what came without waiting for more.
+				return n, nil
+			}
+			continue
+		}
+		if t.dataLeft > 0 {
+			size := min(t.dataLeft, trailerChunk)
+			t.dataLeft -= size
+			t.chunkLeft = size
+			t.pending = strconv.AppendInt(t.scratch[:0], size, 16)
+			t.pending = append(t.pending, "\r\n"...)
+			continue
+		}
+		if t.done {
+			if n > 0 {
+				return n, nil
+			}
+			return 0, io.EOF
+		}
+		// All data passed: read the body to its verified end, which
+		// fills in the trailer, then frame the end.
+		if err := t.drain(); err != nil {
+			return n, err
+		}
+		end := []byte("0\r\n")
+		for name, v := range t.trailer {
+			if len(v) > 0 {
+				end = append(end, strings.ToLower(name)...)
+				end = append(end, ':')
+				end = append(end, v[0]...)
+				end = append(end, '\n')
+			}
+		}
+		t.pending = append(end, "\r\n\r\n"...)
+		t.done = true
+	}
+	return n, nil
+}
+
+// drain reads the body until io.EOF; data past its length is an error.
+func (t *trailerBody) drain() error {
+	var one [1]byte
+	for i := 0; ; i++ {
+		c, err := t.body.Read(one[:])
+		switch {
+		case c > 0:
+			return fmt.Errorf("proxy: the request body is longer than its length")
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		case i > 100:
+			return io.ErrNoProgress
+		}
+	}
+}
+
+func (t *trailerBody) Close() error { return nil }
+
+// stallDialer dials connections whose writes fail when they make no
+// progress for stall: an upstream that stops reading a body (or a client
+// gone while the proxy waits on such an upstream) cannot hold a request
+// forever. Reads have no such limit here: waiting for an answer is bounded
+// by ResponseHeaderTimeout, and a stalled download by the client's side.
+func stallDialer(d *net.Dialer, stall time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil || stall <= 0 {
+			return c, err
+		}
+		return &stallConn{Conn: c, stall: stall}, nil
+	}
+}
+
+type stallConn struct {
+	net.Conn
+	stall time.Duration
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.stall)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
