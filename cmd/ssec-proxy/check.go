@@ -5,9 +5,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/ssec-proxy/ssec-proxy/config"
-	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
@@ -19,13 +16,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if *cfgPath == "" {
 		return fmt.Errorf("%w: check needs --config FILE", errUsage)
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, ring, warnings, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
-	}
-	ring, warnings, err := keystore.Build(cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %w", cfg.Path, err)
 	}
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, "warning:", w)

@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ssec-proxy/ssec-proxy/config"
 	"github.com/ssec-proxy/ssec-proxy/internal/certs"
 	"github.com/ssec-proxy/ssec-proxy/internal/miniotest"
-	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
 func defaultStateDir() string {
@@ -44,11 +42,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return err
-	}
-	ring, _, err := keystore.Build(cfg)
+	cfg, ring, _, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/ssec-proxy/ssec-proxy/config"
-	"github.com/ssec-proxy/ssec-proxy/keystore"
 	"github.com/ssec-proxy/ssec-proxy/lifecycle"
 )
 
@@ -147,13 +145,9 @@ func lifecycleOptions(cfgPath, cmd string, stderr io.Writer) (lifecycle.Options,
 	if cfgPath == "" {
 		return lifecycle.Options{}, fmt.Errorf("%w: %s needs --config FILE", errUsage, cmd)
 	}
-	cfg, err := config.Load(cfgPath)
+	cfg, ring, warnings, err := loadConfig(cfgPath)
 	if err != nil {
 		return lifecycle.Options{}, err
-	}
-	ring, warnings, err := keystore.Build(cfg)
-	if err != nil {
-		return lifecycle.Options{}, fmt.Errorf("%s: %w", cfg.Path, err)
 	}
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, "warning:", w)

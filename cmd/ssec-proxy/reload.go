@@ -136,11 +136,7 @@ func (r *reloader) reload(trigger string) error {
 }
 
 func (r *reloader) load() (*config.Config, *keystore.Keyring, error) {
-	cfg, err := config.Load(r.path)
-	if err != nil {
-		return nil, nil, err
-	}
-	ring, warnings, err := keystore.Build(cfg)
+	cfg, ring, warnings, err := loadConfig(r.path)
 	if err != nil {
 		return nil, nil, err
 	}

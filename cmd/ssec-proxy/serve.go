@@ -52,13 +52,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	cfg, err := config.Load(*cfgPath)
+	cfg, ring, warnings, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
-	}
-	ring, warnings, err := keystore.Build(cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %w", cfg.Path, err)
 	}
 	for _, w := range warnings {
 		log.Warn(w)
