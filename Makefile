@@ -18,7 +18,7 @@ demo: deps build
 	$(BIN) demo
 
 # Every test, integration tests included (they start MinIO over TLS and drive
-# minio-go, aws-sdk-go-v2, and Debian's awscli, s3cmd and python3-boto3).
+# minio-go, aws-sdk-go-v2, and Debian's awscli, s3cmd, rclone and python3-boto3).
 test: lint fuzz-short
 	scripts/deps.sh --clients
 	SSEC_INTEGRATION=require $(GO) test -race -count=1 ./...
@@ -30,6 +30,7 @@ unit:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	scripts/staticcheck.sh
 
 # Each fuzz target for a few seconds (CI), or longer: make fuzz FUZZTIME=5m.
 fuzz-short:
@@ -37,6 +38,16 @@ fuzz-short:
 
 fuzz:
 	scripts/fuzz.sh $(if $(filter 5s,$(FUZZTIME)),2m,$(FUZZTIME))
+
+# The performance benchmark (issue 6, docs/PERFORMANCE.md): MinIO over TLS,
+# the proxy binary and nginx, direct vs proxied; writes bench/results-*.md.
+# bench-short runs it with small sizes in seconds and judges no timing (CI).
+.PHONY: bench bench-short
+bench: deps build
+	$(GO) run ./bench -proxy-bin $(BIN)
+
+bench-short: deps build
+	$(GO) run ./bench -short -proxy-bin $(BIN)
 
 clean:
 	rm -rf bin

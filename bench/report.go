@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/ssec-proxy/ssec-proxy/internal/miniotest"
+)
+
+// verdict says whether a target is met; in a short run nothing is judged.
+func (b *bench) verdict(ok bool, target string) string {
+	switch {
+	case b.o.short:
+		return target + " (short run: not judged)"
+	case ok:
+		return target + " **met**"
+	}
+	return target + " **MISSED**"
+}
+
+func size(n int64) string {
+	if n >= GiB && n%GiB == 0 {
+		return fmt.Sprintf("%d GiB", n/GiB)
+	}
+	if n >= MiB {
+		return fmt.Sprintf("%d MiB", n/MiB)
+	}
+	return fmt.Sprintf("%d KiB", n/KiB)
+}
+
+func (b *bench) report(noNginx string) string {
+	var sb strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
+	m := func(name string) float64 { v, _ := b.res.median(name); return v }
+	has := func(name string) bool { _, ok := b.res.median(name); return ok }
+	host, _ := os.Hostname()
+
+	kind := "full"
+	if b.o.short {
+		kind = "short (-short: sizes and rounds cut down, timings not judged)"
+	}
+	p("# ssec-proxy benchmark, %s\n\n", time.Now().Format("2006-01-02 15:04 MST"))
+	p("- run: %s; %d round(s) per comparison, alternating A B A B; every figure is the median\n", kind, b.o.rounds)
+	p("- machine: %s, %d CPUs (%s), %s/%s, %s\n", host, runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	p("- load average (1, 5, 15 min): %s at the start, %s at the end\n", b.loadStart, b.loadEnd)
+	p("- upstream: MinIO %s over TLS on 127.0.0.1, one drive; client: Go net/http + minio-go's signer, HTTP/1.1 over TLS\n", "("+shortVersion()+")")
+	if b.w.proxyCmd != nil {
+		p("- proxy: the ssec-proxy binary (%s), tls.mode files, log level info", b.o.proxyBin)
+		if len(b.o.proxyEnv) > 0 {
+			p(", environment %s", strings.Join(b.o.proxyEnv, " "))
+		}
+		p("\n")
+	} else {
+		p("- proxy: in process (profiling run: no RSS or CPU figures)\n")
+	}
+	p("\n")
+
+	if has("large/get/direct") {
+		p("## 1. Large objects: one stream of %s (MB/s)\n\n", size(b.o.large))
+		p("| operation | payload mode | direct | proxy | ratio | proxy CPU s/GiB | MinIO CPU s/GiB direct / proxied | target ≥ 0.95 |\n|---|---|---:|---:|---:|---:|---:|---|\n")
+		for _, mode := range []payloadMode{modeUnsigned, modeChunkedSigned, modeTrailer} {
+			pre := fmt.Sprintf("large/put/%d/", mode)
+			d, x := m(pre+"direct"), m(pre+"proxy")
+			p("| PUT | %s | %.0f | %.0f | %.2f | %s | %s / %s | %s |\n", mode, d, x, x/d, cpuCell(b, pre+"cpu"),
+				cpuCell(b, pre+"direct/minio-cpu"), cpuCell(b, pre+"proxy/minio-cpu"), b.verdict(x/d >= 0.95, "≥ 0.95"))
+		}
+		d, x := m("large/get/direct"), m("large/get/proxy")
+		p("| GET | — | %.0f | %.0f | %.2f | %s | %s / %s | %s |\n\n", d, x, x/d, cpuCell(b, "large/get/cpu"),
+			cpuCell(b, "large/get/direct/minio-cpu"), cpuCell(b, "large/get/proxy/minio-cpu"), b.verdict(x/d >= 0.95, "≥ 0.95"))
+	}
+
+	if has("small/put/direct/ops") {
+		p("## 2. Small objects: %d × %s at %d concurrent clients\n\n", b.o.smallN, size(b.o.smallSize), b.o.smallConc)
+		p("| operation | direct ops/s | proxy ops/s | ratio | p50 direct | p50 proxy | added p50 | p99 direct | p99 proxy | targets: ratio ≥ 0.85, added p50 < 1 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, op := range []string{"put", "get"} {
+			pre := "small/" + op + "/"
+			d, x := m(pre+"direct/ops"), m(pre+"proxy/ops")
+			d50, x50 := m(pre+"direct/p50"), m(pre+"proxy/p50")
+			p("| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %+.2f ms | %.2f ms | %.2f ms | %s; %s |\n", strings.ToUpper(op), d, x, x/d,
+				d50, x50, x50-d50, m(pre+"direct/p99"), m(pre+"proxy/p99"),
+				b.verdict(x/d >= 0.85, "ratio"), b.verdict(x50-d50 < 1, "p50"))
+		}
+		if has("small1/get/direct/p50") {
+			p("\nOne client, no concurrency (p50): ")
+			for _, op := range []string{"put", "get"} {
+				pre := "small1/" + op + "/"
+				d, x := m(pre+"direct/p50"), m(pre+"proxy/p50")
+				p("%s %.2f ms direct, %.2f ms proxied (%+.2f ms). ", strings.ToUpper(op), d, x, x-d)
+			}
+			p("\n")
+		}
+		p("\nCPU per operation (µs): ")
+		for _, op := range []string{"put", "get"} {
+			pre := "small/" + op + "/"
+			p("%s: MinIO %.0f direct, %.0f proxied; ssec-proxy %s. ", strings.ToUpper(op), m(pre+"direct/minio-us"), m(pre+"proxy/minio-us"), cpuCell(b, pre+"proxy-us"))
+		}
+		p("\n\n")
+	}
+
+	if has("mem/conc-put") {
+		p("## 3. Memory: the proxy's peak RSS (VmHWM, reset before each case)\n\n")
+		p("| case | peak RSS | target |\n|---|---:|---|\n")
+		for _, sz := range []int64{b.o.large, b.o.huge} {
+			n := fmt.Sprintf("%d", sz/MiB)
+			judge := sz == b.o.huge
+			for _, op := range []string{"put", "get"} {
+				v := m("mem/" + op + "/" + n)
+				t := "—"
+				if judge {
+					t = b.verdict(v < 64, "< 64 MiB")
+				}
+				p("| one %s stream, %s | %.1f MiB | %s |\n", size(sz), strings.ToUpper(op), v, t)
+			}
+		}
+		p("| %d concurrent %s uploads | %.1f MiB | %s |\n", b.o.memConc, size(b.o.memSize), m("mem/conc-put"), b.verdict(m("mem/conc-put") < 256, "< 256 MiB"))
+		p("| %d concurrent %s downloads | %.1f MiB | — |\n\n", b.o.memConc, size(b.o.memSize), m("mem/conc-get"))
+	}
+
+	if has("cpu/put/nginx") {
+		p("## 4. CPU per GiB moved: ssec-proxy beside nginx (a plain TLS reverse proxy to MinIO), %s, UNSIGNED-PAYLOAD\n\n", size(b.o.large))
+		p("| transfer | ssec-proxy CPU s/GiB | nginx CPU s/GiB | ratio | direct MB/s | ssec-proxy MB/s (÷ direct) | nginx MB/s (÷ direct) | target ≤ 1.3 |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
+		tp, tn := 0.0, 0.0
+		for _, op := range []string{"put", "get"} {
+			x, n := m("cpu/"+op+"/proxy"), m("cpu/"+op+"/nginx")
+			tp, tn = tp+x, tn+n
+			d, xp, np := m("cpu/"+op+"-mbps/direct"), m("cpu/"+op+"-mbps/proxy"), m("cpu/"+op+"-mbps/nginx")
+			p("| %s | %.2f | %.2f | %.2f | %.0f | %.0f (%.2f) | %.0f (%.2f) | %s |\n", strings.ToUpper(op), x, n, x/n, d, xp, xp/d, np, np/d, b.verdict(x/n <= 1.3, "≤ 1.3"))
+		}
+		p("| PUT + GET | %.2f | %.2f | %.2f | | | | %s |\n\n", tp, tn, tp/tn, b.verdict(tp/tn <= 1.3, "≤ 1.3"))
+	} else if noNginx != "" {
+		p("## 4. CPU per GiB moved\n\nnot measured: %s\n\n", noNginx)
+	}
+	return sb.String()
+}
+
+func cpuCell(b *bench, name string) string {
+	v, ok := b.res.median(name)
+	if !ok {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func shortVersion() string {
+	v := strings.TrimPrefix(minioVersion, "v0.0.0-")
+	if len(v) > 14 {
+		return v[:14]
+	}
+	return v
+}
+
+var minioVersion = miniotest.Version
