@@ -70,6 +70,12 @@ type Config struct {
 	Rules    []Rule      `yaml:"rules"`
 	Default  string      `yaml:"default"` // DefaultDeny (default) or DefaultPlaintext
 	Admin    Admin       `yaml:"admin"`
+	// ETags is what clients see as the ETag of objects written through
+	// the proxy under an encrypting rule: ETagsMD5 (default; the MD5 an
+	// unencrypted S3 would give, kept in an index in the bucket) or
+	// ETagsUpstream (the upstream's, as it comes: no MD5 to compute, no
+	// index to write).
+	ETags string `yaml:"etags"`
 	// ShutdownGrace is how long transfers in flight may take to finish
 	// after SIGTERM/SIGINT; default DefaultShutdownGrace.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -133,6 +139,12 @@ type Upstream struct {
 	// client gone while the proxy waits on it); default DefaultStallTimeout.
 	StallTimeout Duration `yaml:"stall_timeout"`
 }
+
+// Values of Config.ETags.
+const (
+	ETagsMD5      = "md5"
+	ETagsUpstream = "upstream"
+)
 
 // Values of Upstream.Copy.
 const (

@@ -101,6 +101,7 @@ func TestParseValid(t *testing.T) {
 		},
 		Default: DefaultPlaintext,
 		Admin:   Admin{Listen: DefaultAdminListen},
+		ETags:   ETagsMD5,
 
 		ShutdownGrace: Duration(DefaultShutdownGrace),
 		FromEnv: map[string]string{
@@ -313,6 +314,8 @@ func TestParseInline(t *testing.T) {
 		{"domain bad", up + "domain: a..b\n", "domain", "DNS name"},
 		{"tls off", up + "tls: {mode: off}\n", "", ""},
 		{"admin off", up + "admin: {listen: off}\n", "", ""},
+		{"etags upstream", up + "etags: upstream\n", "", ""},
+		{"etags bad", up + "etags: sha1\n", "etags", `"sha1" is not one of`},
 		{"admin bad", up + "admin: {listen: nowhere}\n", "admin.listen", "host:port"},
 		{"shutdown grace", up + "shutdown_grace: 2m\n", "", ""},
 		{"shutdown grace negative", up + "shutdown_grace: -1s\n", "shutdown_grace", "negative"},

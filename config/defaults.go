@@ -28,6 +28,9 @@ func (c *Config) SetDefaults(lookupEnv func(string) (string, bool)) {
 	if c.Default == "" {
 		c.Default = DefaultDeny
 	}
+	if c.ETags == "" {
+		c.ETags = ETagsMD5
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}

@@ -67,6 +67,11 @@ func (v *validator) operations() {
 	if c.Upstream.StallTimeout < 0 {
 		v.add("upstream.stall_timeout", "must not be negative")
 	}
+	switch c.ETags {
+	case ETagsMD5, ETagsUpstream:
+	default:
+		v.add("etags", "%q is not one of %s, %s", c.ETags, ETagsMD5, ETagsUpstream)
+	}
 	switch c.Upstream.Copy {
 	case CopyNative, CopyStream:
 	default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"io"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
+
+	"github.com/ssec-proxy/ssec-proxy/config"
 )
 
 func md5hex(b []byte) string {
@@ -210,3 +213,54 @@ func TestETagsAreMD5(t *testing.T) {
 		t.Error("content differs")
 	}
 }
+
+// With Content-MD5 the proxy takes the client's MD5 (the upstream checks
+// it) instead of hashing the data again; a wrong one is refused upstream.
+func TestETagFromContentMD5(t *testing.T) {
+	buckets(t)
+	c := sdk(t, true)
+	ctx := context.Background()
+	data := randomBytes(70_000)
+	sum := md5.Sum(data)
+	key := uniqueKey(t, "cmd5/")
+	out, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("enc"), Key: aws.String(key), Body: bytes.NewReader(data),
+		ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.ETag) != `"`+md5hex(data)+`"` {
+		t.Errorf("ETag %s, want the MD5", aws.ToString(out.ETag))
+	}
+	other := md5.Sum([]byte("other"))
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("enc"), Key: aws.String(key + "-bad"), Body: bytes.NewReader(data),
+		ContentMD5: aws.String(base64.StdEncoding.EncodeToString(other[:]))})
+	if code := apiCode(err); code != "BadDigest" {
+		t.Errorf("a wrong Content-MD5: %v, want BadDigest", err)
+	}
+	if _, err := direct(t).StatObject(ctx, "enc", key+"-bad", minio.StatObjectOptions{ServerSideEncryption: ssec(t, "k1")}); errCode(err) != "NoSuchKey" {
+		t.Errorf("an object with a wrong Content-MD5 was stored: %v", err)
+	}
+}
+
+// etags: upstream turns the MD5 ETags off: the upstream's ETag, no index.
+func TestETagsUpstreamMode(t *testing.T) {
+	buckets(t)
+	base, _ := startProxy(t, func(c *config.Config) { c.ETags = config.ETagsUpstream })
+	c := minioClient(t, base)
+	ctx := context.Background()
+	data := randomBytes(5000)
+	key := uniqueKey(t, "upetag/")
+	info, err := c.PutObject(ctx, "enc", key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := direct(t).StatObject(ctx, "enc", key, minio.StatObjectOptions{ServerSideEncryption: ssec(t, "k1")})
+	if err != nil || info.ETag != st.ETag || st.ETag == md5hex(data) {
+		t.Errorf("PUT ETag %q, upstream %q (%v): want the upstream's, not the MD5", info.ETag, st.ETag, err)
+	}
+	for o := range direct(t).ListObjects(ctx, "enc", minio.ListObjectsOptions{Prefix: indexPrefixForTest + key, Recursive: true}) {
+		t.Errorf("an index entry was written: %s", o.Key)
+	}
+}
+
+const indexPrefixForTest = ".ssec-proxy/etags/"

@@ -35,6 +35,9 @@ const maxCompleteBody = 4 << 20
 // ETag conditions against client ETags.
 func (s *Server) prepareETags(ctx context.Context, ax *authedExchange, r *http.Request, p *plan) (done bool, err error) {
 	ex := ax.exchange
+	if !ex.rt.md5ETags {
+		return false, nil
+	}
 	switch {
 	case p.op == opCompleteMultipart && len(p.keys) > 0:
 		return false, s.prepareComplete(ctx, ex, p)
@@ -275,18 +278,20 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 	ok := resp.StatusCode == http.StatusOK
 	t := ex.target
 	switch {
+	case !ex.rt.md5ETags && !listOps[p.op.Name]:
+		return nil
 	case listOps[p.op.Name] && ok:
 		return s.replaceBody(resp, maxListingBody, func(b []byte) ([]byte, error) {
 			return s.rewriteListing(ctx, ex, t.Bucket, p.req.Query, b)
 		})
 	case len(p.keys) == 0 && p.copy == nil:
 		return nil
-	case p.op == opPutObject && ok && p.body != nil && p.body.md5Sum(p.req.Length) != nil:
-		client := hex.EncodeToString(p.body.md5Sum(p.req.Length))
+	case p.op == opPutObject && ok && p.clientMD5() != "":
+		client := p.clientMD5()
 		s.recordETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), client, p.keys[0])
 		resp.Header.Set("ETag", quote(client))
-	case p.op == opUploadPart && ok && p.body != nil && p.body.md5Sum(p.req.Length) != nil:
-		resp.Header.Set("ETag", quote(hex.EncodeToString(p.body.md5Sum(p.req.Length))))
+	case p.op == opUploadPart && ok && p.clientMD5() != "":
+		resp.Header.Set("ETag", quote(p.clientMD5()))
 	case (p.op == opGetObject || p.op == opHeadObject) && ex.keyID != "" &&
 		(ok || resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusNotModified):
 		if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), p.keys); found {
@@ -385,4 +390,20 @@ func (s *Server) rewriteResultETag(_ context.Context, _ *exchange, body []byte, 
 	out.WriteString("&#34;" + v + "&#34;")
 	out.Write(body[text.end:])
 	return out.Bytes(), nil
+}
+
+// clientMD5 is the hex MD5 of a PutObject's or UploadPart's data: the
+// client's Content-MD5 (checked by the upstream) or the one computed as the
+// data passed; "" when neither is known.
+func (p *plan) clientMD5() string {
+	if p.contentMD5 != "" {
+		return p.contentMD5
+	}
+	if p.body == nil {
+		return ""
+	}
+	if sum := p.body.md5Sum(p.req.Length); sum != nil {
+		return hex.EncodeToString(sum)
+	}
+	return ""
 }

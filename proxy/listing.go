@@ -130,6 +130,9 @@ func (s *Server) rewriteListing(ctx context.Context, ex *exchange, bucket string
 	etags := make(map[int]string) // index in pl.objects → client ETag
 	var misses []int
 	for i, o := range pl.objects {
+		if !ex.rt.md5ETags {
+			break // etags: upstream: the index is only left out
+		}
 		if o.etag == "" || o.etagText.start < 0 {
 			continue
 		}

@@ -9,6 +9,8 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -75,6 +77,7 @@ type runtime struct {
 	up       *upstream
 	ring     *keystore.Keyring
 	copyMode string // config.CopyNative or config.CopyStream
+	md5ETags bool   // config.ETagsMD5: clients see MD5 ETags (etag.go)
 	partSize int64  // of the multipart uploads the proxy makes itself
 }
 
@@ -118,6 +121,7 @@ func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
 		up:       up,
 		ring:     ring,
 		copyMode: cfg.Upstream.Copy,
+		md5ETags: cfg.ETags != config.ETagsUpstream,
 		partSize: cfg.Upstream.PartSize,
 	}
 	if rt.partSize <= 0 {
@@ -263,6 +267,7 @@ type plan struct {
 	plainProbe, allowPlain bool
 	copy                   *copyPlan // CopyObject and UploadPartCopy
 	completeETag           string    // the client's ETag of a multipart object being completed
+	contentMD5             string    // hex of the client's Content-MD5, which the upstream checks
 }
 
 func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) {
@@ -357,8 +362,14 @@ func planBody(ax *authedExchange, r *http.Request, p *plan) error {
 		a.HeaderChecksum = ""
 	}
 	p.body = &countingBody{body: a.Body(r.Body)}
-	if dataOp && len(p.keys) > 0 {
-		p.body.md5 = md5.New() // the client's ETag, computed as the data passes
+	if dataOp && len(p.keys) > 0 && ax.rt.md5ETags {
+		if sum, err := base64.StdEncoding.DecodeString(r.Header.Get("Content-Md5")); err == nil && len(sum) == md5.Size {
+			// The upstream checks the data against Content-MD5: the
+			// client's ETag is known without hashing the data again.
+			p.contentMD5 = hex.EncodeToString(sum)
+		} else {
+			p.body.md5 = md5.New() // the client's ETag, computed as the data passes
+		}
 	}
 	if a.DecodedLength == 0 {
 		// Nothing to stream: verify the (empty) body now and send none, so
