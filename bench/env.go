@@ -114,7 +114,8 @@ rules:
   - bucket: %s
     key: bench
 default: deny
-`, port, pt.Cert, pt.Key, filepath.Join(dir, "state"), mc.Endpoint, region, mc.AccessKey, mc.CAFile, clientAK, clientSK, keyFile, bucket)
+etags: %s
+`, port, pt.Cert, pt.Key, filepath.Join(dir, "state"), mc.Endpoint, region, mc.AccessKey, mc.CAFile, clientAK, clientSK, keyFile, bucket, proxyETags)
 	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
 		return w, err
 	}

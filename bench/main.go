@@ -37,6 +37,9 @@ const (
 	GiB = 1 << 30
 )
 
+// proxyETags is the etags setting of the proxy's config.
+var proxyETags = "md5"
+
 type options struct {
 	short     bool
 	rounds    int
@@ -77,6 +80,7 @@ func run() error {
 	flag.StringVar(&o.proxyBin, "proxy-bin", "", "the ssec-proxy binary (default: go build ./cmd/ssec-proxy into the work directory)")
 	flag.StringVar(&o.profile, "profile", "", "run the proxy in process and write cpu.pprof and heap.pprof here (no RSS or CPU figures, no nginx)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, MinIO data)")
+	flag.StringVar(&proxyETags, "etags", "md5", "the proxy's etags setting: md5 (MD5 ETags: an MD5 per upload and an index entry) or upstream")
 	flag.Func("proxy-env", "`NAME=VALUE` added to the proxy's environment (repeatable; e.g. GOMAXPROCS=1, GOGC=200)", func(v string) error {
 		o.proxyEnv = append(o.proxyEnv, v)
 		return nil

@@ -48,7 +48,7 @@ func (b *bench) report(noNginx string) string {
 	p("- load average (1, 5, 15 min): %s at the start, %s at the end\n", b.loadStart, b.loadEnd)
 	p("- upstream: MinIO %s over TLS on 127.0.0.1, one drive; client: Go net/http + minio-go's signer, HTTP/1.1 over TLS\n", "("+shortVersion()+")")
 	if b.w.proxyCmd != nil {
-		p("- proxy: the ssec-proxy binary (%s), tls.mode files, log level info", b.o.proxyBin)
+		p("- proxy: the ssec-proxy binary (%s), tls.mode files, log level info, etags %s", b.o.proxyBin, proxyETags)
 		if len(b.o.proxyEnv) > 0 {
 			p(", environment %s", strings.Join(b.o.proxyEnv, " "))
 		}

@@ -24,12 +24,13 @@ if [ "${1:-}" = "--clients" ]; then
   command -v s3cmd >/dev/null || need+=(s3cmd)
   command -v rclone >/dev/null || need+=(rclone)
   /usr/bin/python3 -c 'import boto3' 2>/dev/null || need+=(python3-boto3)
+  command -v nginx >/dev/null || need+=(nginx-light) # the benchmark's CPU floor (make bench)
   if [ ${#need[@]} -gt 0 ]; then
     echo "deps: apt-get install ${need[*]}"
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "deps: awscli, s3cmd, rclone and python3-boto3 already installed"
+    echo "deps: awscli, s3cmd, rclone, python3-boto3 and nginx already installed"
   fi
 fi
