@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, once; later runs find it cached.
 #   - the pinned MinIO server (go install, into ~/.cache/ssec-proxy/bin)
-#   - with --clients: Debian's awscli, s3cmd, rclone and python3-boto3 (apt-get, as root)
+#   - with --clients: Debian's awscli, s3cmd, rclone, python3-boto3 and nginx-light (apt-get, as root)
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c # keep in step with internal/miniotest.Version
