@@ -126,6 +126,10 @@ type Upstream struct {
 	SecretKey          string `yaml:"secret_key"`
 	CAFile             string `yaml:"ca_file"`              // extra CA (PEM) to trust for the upstream
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // do not verify the upstream's certificate (tests only)
+	// AllowInsecure lets Endpoint be plain http: keys then cross the network
+	// in clear text (a test upstream on loopback; most S3 services refuse
+	// SSE-C over http anyway).
+	AllowInsecure bool `yaml:"allow_insecure_upstream"`
 	// Copy is how a copy between different keys is done: CopyNative (try
 	// the upstream's copy with both keys first; default) or CopyStream (the
 	// proxy always streams the object: GET with the source key, PUT with

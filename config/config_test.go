@@ -315,6 +315,8 @@ func TestParseInline(t *testing.T) {
 		{"tls off", up + "tls: {mode: off}\n", "", ""},
 		{"admin off", up + "admin: {listen: off}\n", "", ""},
 		{"etags upstream", up + "etags: upstream\n", "", ""},
+		{"http upstream refused", "upstream: {endpoint: http://s3.local:9000, region: r, access_key: a, secret_key: b}\n", "upstream.endpoint", "plain http is not allowed"},
+		{"http upstream allowed", "upstream: {endpoint: http://127.0.0.1:9000, region: r, access_key: a, secret_key: b, allow_insecure_upstream: true}\n", "", ""},
 		{"etags bad", up + "etags: sha1\n", "etags", `"sha1" is not one of`},
 		{"admin bad", up + "admin: {listen: nowhere}\n", "admin.listen", "host:port"},
 		{"shutdown grace", up + "shutdown_grace: 2m\n", "", ""},

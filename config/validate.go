@@ -194,9 +194,9 @@ func (v *validator) endpoint(e string) {
 		return
 	}
 	switch {
-	case u.Scheme == "http":
-		v.add(field, "plain http is not allowed: the proxy sends encryption keys upstream; use https")
-	case u.Scheme != "https" || u.Host == "" || u.Opaque != "":
+	case u.Scheme == "http" && !v.c.Upstream.AllowInsecure:
+		v.add(field, "plain http is not allowed: the proxy sends encryption keys upstream; use https (or set upstream.allow_insecure_upstream: true for a test upstream)")
+	case u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.Opaque != "":
 		v.add(field, "%q is not an absolute https URL (https://host[:port])", e)
 	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.ForceQuery:
 		v.add(field, "%q must be https://host[:port] with no path, query or fragment", e)
@@ -358,6 +358,9 @@ func (c *Config) Warnings() []string {
 	}
 	if c.Upstream.InsecureSkipVerify {
 		w = append(w, prefix+"upstream.insecure_skip_verify: the upstream's TLS certificate is NOT verified; anyone on the path can read the encryption keys")
+	}
+	if strings.HasPrefix(c.Upstream.Endpoint, "http://") {
+		w = append(w, prefix+"upstream.endpoint is plain http (allow_insecure_upstream): encryption keys cross the network in clear text")
 	}
 	if c.TLS.Mode == TLSOff {
 		if host, _, err := net.SplitHostPort(c.Listen); err == nil && !isLoopback(host) {
