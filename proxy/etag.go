@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ssec-proxy/ssec-proxy/keystore"
+	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
 )
 
 // MD5-consistent ETags (issue 5).
@@ -48,6 +49,11 @@ const (
 )
 
 func reservedKey(key string) bool { return strings.HasPrefix(key, reservedPrefix) }
+
+// errReserved answers a client request for a key of the index.
+func errReserved() error {
+	return s3err.New(s3err.AccessDenied, "keys under %s are reserved for ssec-proxy's ETag index", reservedPrefix)
+}
 
 // unquote strips the quotes around an ETag.
 func unquote(etag string) string { return strings.Trim(etag, `"`) }

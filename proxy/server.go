@@ -231,7 +231,7 @@ func (s *Server) serveOp(o op, ax *authedExchange, r *http.Request) error {
 		if ax.rt.copyMode == config.CopyStream {
 			return s.streamCopy(ax, r, p)
 		}
-		resp, err := s.send(r.Context(), p, ax.exchange)
+		resp, err := s.send(ctx, p, ax.exchange)
 		if err != nil {
 			return err
 		}
@@ -283,7 +283,7 @@ func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) 
 		query.Del(p)
 	}
 	if reservedKey(t.Key) {
-		return nil, s3err.New(s3err.AccessDenied, "keys under %s are reserved for ssec-proxy's ETag index", reservedPrefix)
+		return nil, errReserved()
 	}
 	ur := &upstreamRequest{Method: r.Method, Target: t, Query: query, Header: outboundHeaders(r.Header)}
 	p := &plan{op: o, req: ur}
@@ -298,7 +298,7 @@ func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) 
 				return nil, refuseClientSSE(t.Bucket, d, false)
 			}
 			setSSEC(ur.Header, d.Key, false)
-			p.keys = append([]*keystore.Key{d.Key}, d.Previous...)
+			p.keys = readKeys(d)
 			ax.keyID = d.Key.ID()
 			p.plainProbe = o.Class == sseRead && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 			p.allowPlain = d.AllowPlaintextReads
@@ -376,10 +376,8 @@ func planBody(ax *authedExchange, r *http.Request, p *plan) error {
 	if a.DecodedLength == 0 {
 		// Nothing to stream: verify the (empty) body now and send none, so
 		// that the upstream sees Content-Length: 0, not a chunked body.
-		if _, err := io.Copy(io.Discard, p.body); err != nil {
-			return err
-		}
-		return nil
+		_, err := io.Copy(io.Discard, p.body)
+		return err
 	}
 	p.req.Body = p.body
 	p.req.Length = a.DecodedLength
