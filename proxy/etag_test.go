@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"strings"
@@ -108,15 +107,14 @@ func TestListingRewrite(t *testing.T) {
 }
 
 func TestRewriteResultETag(t *testing.T) {
-	s := &Server{}
 	body := []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LastModified>2026-01-01T00:00:00Z</LastModified><ETag>"upstream"</ETag></CopyObjectResult>`)
 	var seen string
-	out, err := s.rewriteResultETag(context.Background(), nil, body, "CopyObjectResult", func(up string) string { seen = up; return "client" })
+	out, err := rewriteResultETag(body, "CopyObjectResult", func(up string) string { seen = up; return "client" })
 	if err != nil || seen != "upstream" || !bytes.Contains(out, []byte("<ETag>&#34;client&#34;</ETag>")) {
 		t.Errorf("got %s (%v), saw %q", out, err, seen)
 	}
 	errBody := []byte(`<Error><Code>InternalError</Code></Error>`)
-	out, _ = s.rewriteResultETag(context.Background(), nil, errBody, "CopyObjectResult", func(string) string { t.Error("called on an error"); return "" })
+	out, _ = rewriteResultETag(errBody, "CopyObjectResult", func(string) string { t.Error("called on an error"); return "" })
 	if !bytes.Equal(out, errBody) {
 		t.Error("an error body was changed")
 	}

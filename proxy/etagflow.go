@@ -299,7 +299,7 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 		}
 	case p.op == opCompleteMultipart && ok && p.completeETag != "":
 		return s.replaceBody(resp, maxRewrittenBody, func(b []byte) ([]byte, error) {
-			return s.rewriteResultETag(ctx, ex, b, "CompleteMultipartUploadResult", func(up string) string {
+			return rewriteResultETag(b, "CompleteMultipartUploadResult", func(up string) string {
 				s.recordETag(ctx, ex, t.Bucket, t.Key, up, p.completeETag, p.keys[0])
 				return p.completeETag
 			})
@@ -315,7 +315,7 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 			client = c
 		}
 		return s.replaceBody(resp, maxRewrittenBody, func(b []byte) ([]byte, error) {
-			return s.rewriteResultETag(ctx, ex, b, "CopyObjectResult", func(up string) string {
+			return rewriteResultETag(b, "CopyObjectResult", func(up string) string {
 				s.recordETag(ctx, ex, t.Bucket, t.Key, up, client, p.keys[0])
 				return client
 			})
@@ -325,7 +325,8 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 }
 
 // replaceBody reads a small answer (bounded), rewrites it and puts it back.
-// An answer too large to be what it should is passed on as it is.
+// An answer too large to be what it should is a 502; one that does not
+// parse is passed on as it came.
 func (s *Server) replaceBody(resp *http.Response, limit int64, rewrite func([]byte) ([]byte, error)) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
@@ -347,7 +348,7 @@ func (s *Server) replaceBody(resp *http.Response, limit int64, rewrite func([]by
 // rewriteResultETag replaces the <ETag> of a root element named root with
 // what replace makes of the upstream's. An answer that is an <Error> (S3
 // can answer 200 and fail) is left alone.
-func (s *Server) rewriteResultETag(_ context.Context, _ *exchange, body []byte, root string, replace func(up string) string) ([]byte, error) {
+func rewriteResultETag(body []byte, root string, replace func(up string) string) ([]byte, error) {
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	depth, field := 0, ""
 	etag, text := "", span{-1, -1}
