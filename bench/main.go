@@ -56,6 +56,7 @@ type options struct {
 	profile   string
 	keep      bool
 	proxyEnv  []string
+	putModes  []payloadMode // of the large phase; none: one unmeasured PUT, then the GETs
 }
 
 func main() {
@@ -85,7 +86,18 @@ func run() error {
 		o.proxyEnv = append(o.proxyEnv, v)
 		return nil
 	})
+	putModes := flag.String("put-modes", "unsigned,chunked,trailer", "payload modes of the large-object PUTs (\"\" measures GET only)")
 	flag.Parse()
+	for _, name := range strings.Split(*putModes, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		mode, ok := map[string]payloadMode{"unsigned": modeUnsigned, "chunked": modeChunkedSigned, "trailer": modeTrailer}[name]
+		if !ok {
+			return fmt.Errorf("-put-modes: %q is not unsigned, chunked or trailer", name)
+		}
+		o.putModes = append(o.putModes, mode)
+	}
 	o.large, o.huge, o.memSize, o.smallSize = *largeMiB*MiB, *hugeMiB*MiB, *memMiB*MiB, 4*KiB
 	if o.short {
 		o.rounds, o.large, o.huge, o.memSize, o.memConc, o.smallN = 1, 16*MiB, 64*MiB, 4*MiB, 16, 256
@@ -245,7 +257,14 @@ func (b *bench) minioCPU() time.Duration {
 func (b *bench) largeObjects(ctx context.Context) error {
 	size := b.o.large
 	eps := []*endpoint{b.w.direct, b.w.proxy}
-	for _, mode := range []payloadMode{modeUnsigned, modeChunkedSigned, modeTrailer} {
+	if len(b.o.putModes) == 0 {
+		for _, e := range eps {
+			if err := e.put(ctx, "large/"+e.name, size, modeUnsigned); err != nil {
+				return err
+			}
+		}
+	}
+	for _, mode := range b.o.putModes {
 		for r := 0; r < b.o.rounds; r++ {
 			for _, e := range eps {
 				c0, m0 := b.proxyCPU(), b.minioCPU()
@@ -456,21 +475,29 @@ func (b *bench) cpu(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			sc0, sw0 := procCounts(pids()...)
 			t0 := time.Now()
 			if err := s.e.put(ctx, "cpu/"+s.e.name, size, modeUnsigned); err != nil {
 				return err
 			}
 			dPut := time.Since(t0)
 			c1, _ := procCPU(pids()...)
+			sc1, sw1 := procCounts(pids()...)
 			t1 := time.Now()
 			if _, err := s.e.get(ctx, "cpu/"+s.e.name); err != nil {
 				return err
 			}
 			dGet := time.Since(t1)
 			c2, _ := procCPU(pids()...)
+			sc2, sw2 := procCounts(pids()...)
 			if s.pids != nil {
 				b.res.add("cpu/put/"+s.e.name, (c1-c0).Seconds()/gib)
 				b.res.add("cpu/get/"+s.e.name, (c2-c1).Seconds()/gib)
+				mib := float64(size) / MiB
+				b.res.add("cpu/put/"+s.e.name+"/syscalls", float64(sc1-sc0)/mib)
+				b.res.add("cpu/get/"+s.e.name+"/syscalls", float64(sc2-sc1)/mib)
+				b.res.add("cpu/put/"+s.e.name+"/switches", float64(sw1-sw0)/mib)
+				b.res.add("cpu/get/"+s.e.name+"/switches", float64(sw2-sw1)/mib)
 			}
 			b.res.add("cpu/put-mbps/"+s.e.name, mbps(size, dPut))
 			b.res.add("cpu/get-mbps/"+s.e.name, mbps(size, dGet))

@@ -61,7 +61,7 @@ func (b *bench) report(noNginx string) string {
 	if has("large/get/direct") {
 		p("## 1. Large objects: one stream of %s (MB/s)\n\n", size(b.o.large))
 		p("| operation | payload mode | direct | proxy | ratio | proxy CPU s/GiB | MinIO CPU s/GiB direct / proxied | target ≥ 0.95 |\n|---|---|---:|---:|---:|---:|---:|---|\n")
-		for _, mode := range []payloadMode{modeUnsigned, modeChunkedSigned, modeTrailer} {
+		for _, mode := range b.o.putModes {
 			pre := fmt.Sprintf("large/put/%d/", mode)
 			d, x := m(pre+"direct"), m(pre+"proxy")
 			p("| PUT | %s | %.0f | %.0f | %.2f | %s | %s / %s | %s |\n", mode, d, x, x/d, cpuCell(b, pre+"cpu"),
@@ -130,6 +130,14 @@ func (b *bench) report(noNginx string) string {
 			p("| %s | %.2f | %.2f | %.2f | %.0f | %.0f (%.2f) | %.0f (%.2f) | %s |\n", strings.ToUpper(op), x, n, x/n, d, xp, xp/d, np, np/d, b.verdict(x/n <= 1.3, "≤ 1.3"))
 		}
 		p("| PUT + GET | %.2f | %.2f | %.2f | | | | %s |\n\n", tp, tn, tp/tn, b.verdict(tp/tn <= 1.3, "≤ 1.3"))
+		p("Per MiB moved, the same transfers (read and write system calls from `/proc/<pid>/io`, context switches of all threads; these hardly vary from run to run):\n\n")
+		p("| transfer | ssec-proxy syscalls | nginx syscalls | ssec-proxy context switches | nginx context switches |\n|---|---:|---:|---:|---:|\n")
+		for _, op := range []string{"put", "get"} {
+			pre := "cpu/" + op + "/"
+			p("| %s | %.0f | %.0f | %.0f | %.0f |\n", strings.ToUpper(op), m(pre+"proxy/syscalls"), m(pre+"nginx/syscalls"),
+				m(pre+"proxy/switches"), m(pre+"nginx/switches"))
+		}
+		p("\n")
 	} else if noNginx != "" {
 		p("## 4. CPU per GiB moved\n\nnot measured: %s\n\n", noNginx)
 	}
