@@ -268,11 +268,13 @@ func (b *bench) largeObjects(ctx context.Context) error {
 		for r := 0; r < b.o.rounds; r++ {
 			for _, e := range eps {
 				c0, m0 := b.proxyCPU(), b.minioCPU()
+				busy := busyMeter()
 				t0 := time.Now()
 				if err := e.put(ctx, "large/"+e.name, size, mode); err != nil {
 					return err
 				}
 				d := time.Since(t0)
+				b.res.add(fmt.Sprintf("large/put/%d/%s/busy", mode, e.name), busy())
 				b.res.add(fmt.Sprintf("large/put/%d/%s", mode, e.name), mbps(size, d))
 				b.res.add(fmt.Sprintf("large/put/%d/%s/minio-cpu", mode, e.name), (b.minioCPU()-m0).Seconds()/(float64(size)/GiB))
 				if e == b.w.proxy && b.w.proxyCmd != nil {
@@ -285,11 +287,13 @@ func (b *bench) largeObjects(ctx context.Context) error {
 	for r := 0; r < b.o.rounds; r++ {
 		for _, e := range eps {
 			c0, m0 := b.proxyCPU(), b.minioCPU()
+			busy := busyMeter()
 			t0 := time.Now()
 			n, err := e.get(ctx, "large/"+e.name)
 			if err != nil {
 				return err
 			}
+			b.res.add("large/get/"+e.name+"/busy", busy())
 			if n != size {
 				return fmt.Errorf("GET via %s: %d bytes, want %d", e.name, n, size)
 			}

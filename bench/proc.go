@@ -129,3 +129,39 @@ func procCounts(pids ...int) (syscalls, switches int64) {
 	}
 	return syscalls, switches
 }
+
+// machineTicks is the time all CPUs were busy and the time that passed
+// (summed over CPUs), from the first line of /proc/stat, in clock ticks.
+func machineTicks() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest and guest_nice are already in user and nice
+			break
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return busy, total
+}
+
+// busyMeter measures the share of the machine's CPU time that was busy
+// (steal included: time the hypervisor gave to someone else) between
+// start and the call of the function it returns.
+func busyMeter() func() float64 {
+	b0, t0 := machineTicks()
+	return func() float64 {
+		b1, t1 := machineTicks()
+		if t1 <= t0 {
+			return 0
+		}
+		return float64(b1-b0) / float64(t1-t0)
+	}
+}
