@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -86,17 +87,21 @@ func run() error {
 		o.proxyEnv = append(o.proxyEnv, v)
 		return nil
 	})
-	putModes := flag.String("put-modes", "unsigned,chunked,trailer", "payload modes of the large-object PUTs (\"\" measures GET only)")
+	var all []string
+	for _, m := range modeNames {
+		all = append(all, m.name)
+	}
+	putModes := flag.String("put-modes", strings.Join(all, ","), "payload modes of the large-object PUTs (\"\" measures GET only)")
 	flag.Parse()
 	for _, name := range strings.Split(*putModes, ",") {
 		if name = strings.TrimSpace(name); name == "" {
 			continue
 		}
-		mode, ok := map[string]payloadMode{"unsigned": modeUnsigned, "chunked": modeChunkedSigned, "trailer": modeTrailer}[name]
-		if !ok {
-			return fmt.Errorf("-put-modes: %q is not unsigned, chunked or trailer", name)
+		i := slices.IndexFunc(modeNames, func(m modeName) bool { return m.name == name })
+		if i < 0 {
+			return fmt.Errorf("-put-modes: %q is none of %s", name, strings.Join(all, ", "))
 		}
-		o.putModes = append(o.putModes, mode)
+		o.putModes = append(o.putModes, modeNames[i].mode)
 	}
 	o.large, o.huge, o.memSize, o.smallSize = *largeMiB*MiB, *hugeMiB*MiB, *memMiB*MiB, 4*KiB
 	if o.short {

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/signer"
@@ -31,14 +33,25 @@ const (
 type payloadMode int
 
 const (
-	modeUnsigned      payloadMode = iota // UNSIGNED-PAYLOAD
-	modeChunkedSigned                    // STREAMING-AWS4-HMAC-SHA256-PAYLOAD (64 KiB chunks)
-	modeTrailer                          // STREAMING-UNSIGNED-PAYLOAD-TRAILER with x-amz-checksum-crc32c
+	modeUnsigned       payloadMode = iota // UNSIGNED-PAYLOAD
+	modeChunkedSigned                     // STREAMING-AWS4-HMAC-SHA256-PAYLOAD (64 KiB chunks)
+	modeTrailer                           // STREAMING-UNSIGNED-PAYLOAD-TRAILER with x-amz-checksum-crc32c
+	modeHex                               // the hex SHA-256 of the whole body, computed before sending
+	modeChunkedTrailer                    // STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER with x-amz-checksum-crc32c
 )
 
 func (m payloadMode) String() string {
-	return [...]string{"UNSIGNED-PAYLOAD", "aws-chunked signed", "unsigned + crc32c trailer"}[m]
+	return [...]string{"UNSIGNED-PAYLOAD", "aws-chunked signed", "unsigned + crc32c trailer", "signed payload (hex SHA-256)",
+		"aws-chunked signed + crc32c trailer"}[m]
 }
+
+type modeName struct {
+	name string
+	mode payloadMode
+}
+
+// modeNames are the -put-modes names, in the order of the table.
+var modeNames = []modeName{{"unsigned", modeUnsigned}, {"chunked", modeChunkedSigned}, {"trailer", modeTrailer}, {"hex", modeHex}, {"chunked-trailer", modeChunkedTrailer}}
 
 // endpoint is one way to reach MinIO: directly, through ssec-proxy, or
 // through nginx. The same client code drives all three; only direct and
@@ -140,6 +153,14 @@ func (e *endpoint) put(ctx context.Context, key string, size int64, mode payload
 		body.trailer = http.Header{"x-amz-checksum-crc32c": {"AAAAAA=="}} // the length counts in Content-Length
 		req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
 		req = signer.SignV4Trailer(*req, e.ak, e.sk, "", region, body.trailer)
+	case modeHex:
+		req.Header.Set("X-Amz-Content-Sha256", patternSHA256(size))
+		req = signer.SignV4(*req, e.ak, e.sk, "", region)
+	case modeChunkedTrailer:
+		body.crc = crc32.New(crc32.MakeTable(crc32.Castagnoli))
+		body.trailer = http.Header{"x-amz-checksum-crc32c": {"AAAAAA=="}}
+		req.Trailer = body.trailer // the signer reads the value once the body has ended
+		req = signer.StreamingSignV4(req, e.ak, e.sk, "", region, size, time.Now().UTC(), &sha256Hasher{sha256.New()})
 	}
 	return e.do(req, http.StatusOK)
 }
@@ -200,6 +221,22 @@ func (p *patternReader) Read(b []byte) (int, error) {
 		p.crc.Write(b[:n])
 	}
 	return n, nil
+}
+
+var patternSums sync.Map // size → hex SHA-256 of that many bytes of pattern
+
+// patternSHA256 is the hex SHA-256 of the first size bytes the
+// patternReader yields, as a client that signs its payload computes it
+// before sending (not timed: a client reads its file twice).
+func patternSHA256(size int64) string {
+	if v, ok := patternSums.Load(size); ok {
+		return v.(string)
+	}
+	h := sha256.New()
+	_, _ = io.Copy(h, &patternReader{left: size})
+	sum := hex.EncodeToString(h.Sum(nil))
+	patternSums.Store(size, sum)
+	return sum
 }
 
 // sha256Hasher is the hasher StreamingSignV4 wants (md5simd.Hasher).
