@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -150,6 +151,50 @@ func FuzzParseListing(f *testing.F) {
 			t.Fatal("nothing to change, yet the body changed")
 		}
 	})
+}
+
+// The scanner reads a page as encoding/xml does, or leaves it to it.
+func FuzzParseListingScanner(f *testing.F) {
+	f.Add([]byte(listV2), false)
+	f.Add([]byte(`<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Version><Key>a&amp;b &#x9;&lt;</Key><ETag>&#34;e&#34;</ETag><Owner><ID>x</ID></Owner></Version><DeleteMarker><Key>.ssec-proxy/x</Key><ETag/></DeleteMarker><KeyCount> 2 </KeyCount></ListVersionsResult>`), false)
+	f.Add([]byte(`<R><CommonPrefixes><Prefix>.ssec-proxy%2F</Prefix></CommonPrefixes><Contents><Key>k%20x</Key><ETag>"e"</ETag></Contents><Contents/></R>`), true)
+	f.Add([]byte(`<R><Contents><Key>a<!-- c -->b</Key></Contents></R>`), false)
+	f.Add([]byte("<R><Contents><Key>a\r\nb</Key><ETag><![CDATA[x]]></ETag></Contents></R>"), false)
+	f.Fuzz(func(t *testing.T, body []byte, urlEnc bool) {
+		slow, serr := readListing(newXMLTokens(body), urlEnc)
+		fast, ferr := readListing(&scanner{body: body}, urlEnc)
+		if ferr == errNotSimple || serr != nil {
+			return // encoding/xml reads it; or nobody can, and the scanner may be kinder
+		}
+		if ferr != nil {
+			t.Fatalf("encoding/xml reads the page, the scanner fails: %v", ferr)
+		}
+		if !reflect.DeepEqual(slow, fast) {
+			t.Fatalf("the scanner read\n%+v\nencoding/xml read\n%+v", fast, slow)
+		}
+	})
+}
+
+// The listings real services send are in the scanner's subset.
+func TestParseListingScansRealListings(t *testing.T) {
+	pretty := "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\n" +
+		"  <KeyCount>3</KeyCount>\n  <Contents>\n    <Key>a &amp; b &lt;c&gt; &#39;d&#39;</Key>\n    <ETag>&quot;0123&quot;</ETag>\n" +
+		"    <Owner><ID>x</ID><DisplayName/></Owner>\n  </Contents>\n  <Contents/>\n" +
+		"  <CommonPrefixes>\n    <Prefix>.ssec-proxy/</Prefix>\n  </CommonPrefixes>\n</ListBucketResult>\n"
+	for _, body := range []string{listV2, string(listing1000()), pretty} {
+		fast, err := readListing(&scanner{body: []byte(body)}, false)
+		if err != nil {
+			t.Fatalf("the scanner leaves a plain listing to encoding/xml: %v", err)
+		}
+		slow, err := readListing(newXMLTokens([]byte(body)), false)
+		if err != nil || !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("the scanner read\n%+v\nencoding/xml read\n%+v (%v)", fast, slow, err)
+		}
+	}
+	pl, _ := parseListing([]byte(pretty), false)
+	if len(pl.objects) != 2 || pl.objects[0].key != "a & b <c> 'd'" || pl.objects[0].etag != "0123" || len(pl.drop) != 1 {
+		t.Fatalf("read %+v", pl)
+	}
 }
 
 func TestETagCache(t *testing.T) {
