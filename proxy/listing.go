@@ -84,6 +84,10 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 		inCP    bool
 		cpStart int64
 		field   []byte // the depth-2 or -3 element being read
+		// The text of a <Prefix> in <CommonPrefixes> and of <KeyCount>,
+		// gathered to their end tags: a processing instruction or a
+		// comment may split it into several tokens.
+		prefix, keyCount []byte
 	)
 	for {
 		t, err := src.next()
@@ -102,9 +106,10 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 			case depth == 2 && string(t.name) == "CommonPrefixes":
 				inCP, cpStart = true, t.before
 			case depth == 2 && string(t.name) == "KeyCount":
-				field = t.name
+				field, keyCount = t.name, keyCount[:0]
+				pl.keyCount = span{-1, -1}
 			case depth == 3:
-				field = t.name
+				field, prefix = t.name, prefix[:0]
 				if string(field) == "ETag" && cur != nil {
 					cur.etagText = span{t.after, t.after}
 				}
@@ -112,15 +117,25 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 		case tokText:
 			switch {
 			case depth == 2 && string(field) == "KeyCount":
-				pl.keyCount = span{t.before, t.after}
-				pl.count, _ = strconv.Atoi(strings.TrimSpace(string(t.text)))
+				if pl.keyCount.start < 0 {
+					pl.keyCount.start = t.before
+				}
+				pl.keyCount.end = t.after
+				keyCount = append(keyCount, t.text...)
 			case depth == 3 && cur != nil && string(field) == "Key":
 				cur.key += string(t.text)
 			case depth == 3 && cur != nil && string(field) == "ETag":
 				cur.etag += string(t.text)
 				cur.etagText.end = t.after
 			case depth == 3 && inCP && string(field) == "Prefix":
-				p := string(t.text)
+				prefix = append(prefix, t.text...)
+			}
+		case tokEnd:
+			switch {
+			case depth == 2 && string(field) == "KeyCount":
+				pl.count, _ = strconv.Atoi(strings.TrimSpace(string(keyCount)))
+			case depth == 3 && inCP && string(field) == "Prefix":
+				p := string(prefix)
 				if urlEncoded {
 					p, _ = url.QueryUnescape(p)
 				}
@@ -129,7 +144,6 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 					pl.drop = append(pl.drop, span{cpStart, -1}) // end set below
 				}
 			}
-		case tokEnd:
 			if depth == 2 {
 				switch {
 				case cur != nil:
@@ -237,11 +251,17 @@ func (s *scanner) next() (token, error) {
 	}
 	switch b[start+1] {
 	case '?':
-		end := bytes.Index(b[start:], []byte("?>"))
-		if end < 0 {
+		// <?target ...?>, the target a name: anything else is left to
+		// encoding/xml.
+		end := bytes.Index(b[start+2:], []byte("?>"))
+		if end < 0 || !validName(b[start+2:start+2+nameLen(b[start+2:])]) {
 			return token{}, errNotSimple
 		}
-		s.pos = start + end + 2
+		s.pos = start + 2 + end + 2
+		pi := b[start:s.pos]
+		if bytes.HasPrefix(pi, []byte("<?xml")) && !xmlDecl(pi) || slices.ContainsFunc(pi, notPlain) {
+			return token{}, errNotSimple // encoding/xml checks the version, the encoding, the characters
+		}
 		return token{kind: tokOther, before: int64(start), after: int64(s.pos)}, nil
 	case '!':
 		return token{}, errNotSimple // comment, CDATA, DOCTYPE
@@ -266,38 +286,54 @@ func (s *scanner) next() (token, error) {
 	}
 	// A start tag: the name, then attributes up to '>' or "/>".
 	i := start + 1
-	for i < len(b) && isNameByte(b[i]) {
-		i++
-	}
-	if i == start+1 || i >= len(b) || !(b[i] == '>' || b[i] == '/' || b[i] == ' ' || b[i] == '\t' || b[i] == '\n') {
+	i += nameLen(b[i:])
+	if i >= len(b) || !validName(b[start+1:i]) || !(b[i] == '>' || b[i] == '/' || b[i] == ' ' || b[i] == '\t' || b[i] == '\n') {
 		return token{}, errNotSimple
 	}
 	name := b[start+1 : i]
-	var quote byte
-	for ; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-			continue
-		case c == '"' || c == '\'':
-			quote = c
-			continue
-		case c == '<' || c == '&':
+	// Attributes: name="value" or name='value', values without '<', '&'
+	// or bytes outside ASCII; then '>' or "/>".
+	selfClosing := false
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
 			return token{}, errNotSimple
-		case c != '>':
-			continue
 		}
-		break
-	}
-	if i >= len(b) {
-		return token{}, errNotSimple
+		if b[i] == '>' {
+			break
+		}
+		if b[i] == '/' {
+			if i+1 >= len(b) || b[i+1] != '>' {
+				return token{}, errNotSimple
+			}
+			selfClosing, i = true, i+1
+			break
+		}
+		n := nameLen(b[i:])
+		if !validName(b[i : i+n]) {
+			return token{}, errNotSimple
+		}
+		i = skipSpace(b, i+n)
+		if i >= len(b) || b[i] != '=' {
+			return token{}, errNotSimple
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) || b[i] != '"' && b[i] != '\'' {
+			return token{}, errNotSimple
+		}
+		quote := b[i]
+		end := bytes.IndexByte(b[i+1:], quote)
+		if end < 0 || slices.ContainsFunc(b[i+1:i+1+end], func(c byte) bool { return c == '<' || c == '&' || notPlain(c) }) {
+			return token{}, errNotSimple
+		}
+		i += 1 + end + 1
+		if i < len(b) && !(b[i] == '>' || b[i] == '/' || b[i] == ' ' || b[i] == '\t' || b[i] == '\n') {
+			return token{}, errNotSimple // attributes run together
+		}
 	}
 	s.pos = i + 1
 	t := token{kind: tokStart, name: localName(name), before: int64(start), after: int64(s.pos)}
-	if b[i-1] == '/' {
+	if selfClosing {
 		// <Name/>: a start, then an end that takes no bytes, as
 		// encoding/xml gives them.
 		s.pending = &token{kind: tokEnd, name: t.name, before: t.after, after: t.after}
@@ -316,6 +352,45 @@ func isNameByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':'
 }
 
+// notPlain reports the bytes the scanner leaves to encoding/xml in tags:
+// beyond ASCII, and control characters but tab and line feed.
+func notPlain(c byte) bool { return c >= 0x80 || c < 0x20 && c != '\t' && c != '\n' }
+
+// xmlDecl reports the XML declarations S3 services send.
+func xmlDecl(pi []byte) bool {
+	switch string(pi) {
+	case `<?xml version="1.0"?>`, `<?xml version="1.0" encoding="UTF-8"?>`, `<?xml version="1.0" encoding="utf-8"?>`:
+		return true
+	}
+	return false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+func nameLen(b []byte) int {
+	n := 0
+	for n < len(b) && isNameByte(b[n]) {
+		n++
+	}
+	return n
+}
+
+// validName reports a name the scanner reads as encoding/xml does: it
+// starts with a letter or '_', and has no colon or one with text on both
+// sides (prefix:local).
+func validName(name []byte) bool {
+	if len(name) == 0 || !('a' <= name[0] && name[0] <= 'z' || 'A' <= name[0] && name[0] <= 'Z' || name[0] == '_') {
+		return false
+	}
+	i := bytes.IndexByte(name, ':')
+	return i < 0 || i < len(name)-1 && bytes.IndexByte(name[i+1:], ':') < 0
+}
+
 func localName(name []byte) []byte {
 	if i := bytes.IndexByte(name, ':'); i >= 0 {
 		return name[i+1:]
@@ -327,7 +402,21 @@ func localName(name []byte) []byte {
 // for what the scanner leaves to encoding/xml (carriage returns, which XML
 // turns into line feeds, other control characters, other entities).
 func (s *scanner) decode(raw []byte) ([]byte, bool) {
-	if !slices.ContainsFunc(raw, func(c byte) bool { return c == '&' || c < 0x20 && c != '\t' && c != '\n' }) {
+	var special, high, bracket bool
+	for _, c := range raw {
+		switch {
+		case c >= 0x80:
+			high = true
+		case c == '&' || c < 0x20 && c != '\t' && c != '\n':
+			special = true
+		case c == ']':
+			bracket = true
+		}
+	}
+	if bracket && bytes.Contains(raw, []byte("]]>")) || high && !validUTF8Text(raw) {
+		return nil, false
+	}
+	if !special {
 		return raw, true
 	}
 	out := s.text[:0]
@@ -369,6 +458,23 @@ func (s *scanner) decode(raw []byte) ([]byte, bool) {
 	return out, true
 }
 
+// validUTF8Text reports UTF-8 whose characters XML allows (encoding/xml
+// refuses the others).
+func validUTF8Text(b []byte) bool {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 || !xmlChar(r) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+func xmlChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
+}
+
 // charRef reads "#34" or "#x22"; ok is false for anything else and for
 // characters XML does not allow.
 func charRef(ref string) (rune, bool) {
@@ -388,14 +494,7 @@ func charRef(ref string) (rune, bool) {
 		return 0, false
 	}
 	r := rune(n)
-	switch {
-	case r == 0x9 || r == 0xA || r == 0xD,
-		r >= 0x20 && r <= 0xD7FF,
-		r >= 0xE000 && r <= 0xFFFD,
-		r >= 0x10000 && r <= 0x10FFFF:
-		return r, true
-	}
-	return 0, false
+	return r, xmlChar(r)
 }
 
 // rewriteListing returns body with client ETags and without the index.
