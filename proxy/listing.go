@@ -200,9 +200,10 @@ func (x *xmlTokens) next() (token, error) {
 var errNotSimple = errors.New("listing: not in the subset the scanner reads")
 
 // scanner reads the common subset of XML straight from the bytes: start
-// tags (attributes skipped), end tags matched against the open ones, text
-// with the five named entities and character references, and processing
-// instructions. Anything else is errNotSimple.
+// tags (their attributes checked, not kept), end tags matched against the
+// open ones, text with the five named entities and character references,
+// and processing instructions. Anything else, and anything encoding/xml
+// would refuse, is errNotSimple.
 type scanner struct {
 	body    []byte
 	pos     int
