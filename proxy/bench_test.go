@@ -257,3 +257,25 @@ func BenchmarkTrailerBodyMinioGo(b *testing.B) {
 		return signer.SignV4Trailer(*req, "ak", "sk", "", "us-east-1", tr).Body
 	})
 }
+
+// BenchmarkIndexPage is reading one page of the ETag index (1,000
+// entries), as listIndex does for a listing or a HEAD the cache cannot
+// answer.
+func BenchmarkIndexPage(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>enc</Name><Prefix>.ssec-proxy/etags/</Prefix><KeyCount>1000</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>`)
+	for i := range 1000 {
+		fmt.Fprintf(&sb, `<Contents><Key>%s</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;d41d8cd98f00b204e9800998ecf8427e&#34;</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+			entryName(fmt.Sprintf("backups/daily/object-%04d.tar", i), fmt.Sprintf("%032x", i), strings.Repeat("A", 60)))
+	}
+	sb.WriteString(`<NextContinuationToken>abc</NextContinuationToken></ListBucketResult>`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		pl, err := parseListing(body, false)
+		if err != nil || len(pl.reserved) != 1000 || !pl.truncated {
+			b.Fatal(err)
+		}
+	}
+}

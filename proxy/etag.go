@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/xml"
 	"io"
 	"net/http"
 	"net/url"
@@ -261,6 +260,10 @@ func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upst
 
 type indexEntry struct{ key, upstreamETag, sealed string }
 
+// maxIndexPage bounds a page of the index listing the proxy reads (1,000
+// entries of the longest names fit).
+const maxIndexPage = 8 << 20
+
 // listIndex lists index entries of bucket under prefix (ListObjectsV2,
 // after startAfter, up to pages pages, stopping past stopAfter when set).
 func (s *Server) listIndex(ctx context.Context, ex *exchange, bucket, prefix, delimiter, startAfter, stopAfter string, pages int) ([]indexEntry, error) {
@@ -281,32 +284,30 @@ func (s *Server) listIndex(ctx context.Context, ex *exchange, bucket, prefix, de
 		if err != nil {
 			return out, err
 		}
-		var res struct {
-			Contents []struct {
-				Key string `xml:"Key"`
-			} `xml:"Contents"`
-			IsTruncated           bool   `xml:"IsTruncated"`
-			NextContinuationToken string `xml:"NextContinuationToken"`
-		}
-		err = xml.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&res)
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexPage))
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || err != nil {
 			return out, errIndex(resp.Status)
 		}
+		// The listing scanner (listing.go); the entries are all reserved keys.
+		res, err := parseListing(body, false)
+		if err != nil {
+			return out, errIndex("listing: " + err.Error())
+		}
 		done := false
-		for _, c := range res.Contents {
-			if stopAfter != "" && c.Key > stopAfter {
+		for _, key := range res.reserved {
+			if stopAfter != "" && key > stopAfter {
 				done = true
 				break
 			}
-			if k, e, sealed, ok := parseEntry(c.Key); ok {
+			if k, e, sealed, ok := parseEntry(key); ok {
 				out = append(out, indexEntry{k, e, sealed})
 			}
 		}
-		if done || !res.IsTruncated || res.NextContinuationToken == "" {
+		if done || !res.truncated || res.nextToken == "" {
 			break
 		}
-		token = res.NextContinuationToken
+		token = res.nextToken
 	}
 	return out, nil
 }

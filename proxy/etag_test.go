@@ -224,6 +224,21 @@ func TestParseListingSplitTextAndOddNames(t *testing.T) {
 	}
 }
 
+// What listIndex reads of a page of the index.
+func TestParseListingIndexPage(t *testing.T) {
+	name := entryName("a&b", "up1", "sealed")
+	body := []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<ListBucketResult><IsTruncated>true</IsTruncated>` +
+		`<Contents><Key>` + strings.ReplaceAll(name, "&", "&amp;") + `</Key></Contents>` +
+		`<NextContinuationToken>tok&#43;1=</NextContinuationToken></ListBucketResult>`)
+	pl, err := parseListing(body, false)
+	if err != nil || !pl.truncated || pl.nextToken != "tok+1=" || len(pl.reserved) != 1 || pl.reserved[0] != name {
+		t.Fatalf("parse = %+v, %v", pl, err)
+	}
+	if k, e, sealed, ok := parseEntry(pl.reserved[0]); !ok || k != "a&b" || e != "up1" || sealed != "sealed" {
+		t.Fatalf("entry %q %q %q %v", k, e, sealed, ok)
+	}
+}
+
 func TestETagCache(t *testing.T) {
 	c := newETagCache(20)
 	if _, known := c.get("b", "e1"); known {

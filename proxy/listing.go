@@ -30,9 +30,13 @@ type listedObject struct {
 
 type parsedListing struct {
 	objects  []listedObject
-	drop     []span // reserved entries and common prefixes
+	drop     []span   // reserved entries and common prefixes
+	reserved []string // the keys of the reserved entries (the ETag index's)
 	keyCount span
 	count    int // KeyCount as listed
+
+	truncated bool   // IsTruncated
+	nextToken string // NextContinuationToken
 }
 
 // maxListingBody bounds a listing page the proxy rewrites (1,000 entries
@@ -84,10 +88,11 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 		inCP    bool
 		cpStart int64
 		field   []byte // the depth-2 or -3 element being read
-		// The text of a <Prefix> in <CommonPrefixes> and of <KeyCount>,
+		// The text of a <Prefix> in <CommonPrefixes> and of the depth-2
+		// fields read (KeyCount, IsTruncated, NextContinuationToken),
 		// gathered to their end tags: a processing instruction or a
 		// comment may split it into several tokens.
-		prefix, keyCount []byte
+		prefix, fieldText []byte
 	)
 	for {
 		t, err := src.next()
@@ -106,8 +111,10 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 			case depth == 2 && string(t.name) == "CommonPrefixes":
 				inCP, cpStart = true, t.before
 			case depth == 2 && string(t.name) == "KeyCount":
-				field, keyCount = t.name, keyCount[:0]
+				field, fieldText = t.name, fieldText[:0]
 				pl.keyCount = span{-1, -1}
+			case depth == 2 && (string(t.name) == "IsTruncated" || string(t.name) == "NextContinuationToken"):
+				field, fieldText = t.name, fieldText[:0]
 			case depth == 3:
 				field, prefix = t.name, prefix[:0]
 				if string(field) == "ETag" && cur != nil {
@@ -121,7 +128,9 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 					pl.keyCount.start = t.before
 				}
 				pl.keyCount.end = t.after
-				keyCount = append(keyCount, t.text...)
+				fieldText = append(fieldText, t.text...)
+			case depth == 2 && field != nil:
+				fieldText = append(fieldText, t.text...) // IsTruncated, NextContinuationToken
 			case depth == 3 && cur != nil && string(field) == "Key":
 				cur.key += string(t.text)
 			case depth == 3 && cur != nil && string(field) == "ETag":
@@ -133,7 +142,11 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 		case tokEnd:
 			switch {
 			case depth == 2 && string(field) == "KeyCount":
-				pl.count, _ = strconv.Atoi(strings.TrimSpace(string(keyCount)))
+				pl.count, _ = strconv.Atoi(strings.TrimSpace(string(fieldText)))
+			case depth == 2 && string(field) == "IsTruncated":
+				pl.truncated = strings.TrimSpace(string(fieldText)) == "true"
+			case depth == 2 && string(field) == "NextContinuationToken":
+				pl.nextToken = string(fieldText)
 			case depth == 3 && inCP && string(field) == "Prefix":
 				p := string(prefix)
 				if urlEncoded {
@@ -154,6 +167,7 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 					cur.etag = unquote(cur.etag)
 					if reservedKey(cur.key) {
 						pl.drop = append(pl.drop, cur.whole)
+						pl.reserved = append(pl.reserved, cur.key)
 					} else {
 						pl.objects = append(pl.objects, *cur)
 					}
