@@ -53,6 +53,8 @@ type RequestStats struct {
 	AuthFailed bool          // refused by authentication
 	Decision   string        // "encrypt", "plaintext", "deny", or "" for operations without a rule
 	KeyID      string        // the key the upstream request carried
+	RuleBucket string        // the rule that decided (keystore.Decision.Bucket): "" when none matched
+	RulePrefix string        // and its prefix (keystore.Decision.Prefix)
 	BytesIn    int64         // body bytes sent upstream
 	BytesOut   int64         // body bytes sent to the client
 	Duration   time.Duration // whole request
