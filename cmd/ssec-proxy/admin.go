@@ -65,7 +65,7 @@ func (h *health) ready(now time.Time) (bool, string) {
 // adminHandler serves /metrics, /healthz and /readyz.
 func adminHandler(m *metrics.Metrics, h *health) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Registry)
+	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

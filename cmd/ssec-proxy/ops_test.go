@@ -34,11 +34,12 @@ func observed() (*zap.Logger, *observer.ObservedLogs) {
 
 func metricText(t *testing.T, m *metrics.Metrics) string {
 	t.Helper()
-	var b bytes.Buffer
-	if err := m.Registry.WriteText(&b); err != nil {
-		t.Fatal(err)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", rec.Code, rec.Body)
 	}
-	return b.String()
+	return rec.Body.String()
 }
 
 // TestCertWatcherFiles: a changed valid pair is served by new handshakes;
