@@ -224,13 +224,14 @@ func parseAuthorization(h string) (request, error) {
 	return req, nil
 }
 
-// decodeSignature decodes a base64 HMAC-SHA1; it reports whether s was one.
+// decodeSignature decodes a base64 HMAC-SHA1 in its one canonical
+// encoding; it reports whether s was one.
 func decodeSignature(dst *[sha1Len]byte, s string) bool {
 	if len(s) != base64.StdEncoding.EncodedLen(sha1Len) {
 		return false
 	}
 	var buf [sha1Len + 2]byte
-	n, err := base64.StdEncoding.Decode(buf[:], []byte(s))
+	n, err := base64.StdEncoding.Strict().Decode(buf[:], []byte(s))
 	if err != nil || n != sha1Len {
 		return false
 	}
