@@ -25,6 +25,7 @@ if [ "${1:-}" = "--clients" ]; then
   command -v rclone >/dev/null || need+=(rclone)
   /usr/bin/python3 -c 'import boto3' 2>/dev/null || need+=(python3-boto3)
   command -v nginx >/dev/null || need+=(nginx-light) # the benchmark's CPU floor (make bench)
+  command -v promtool >/dev/null || need+=(prometheus) # promtool: checks deploy/prometheus/alerts.yaml (metrics tests)
   if [ ${#need[@]} -gt 0 ]; then
     echo "deps: apt-get install ${need[*]}"
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
