@@ -111,10 +111,18 @@ type request struct {
 	expires                 time.Time
 }
 
-// Verify authenticates r by its Authorization header or presigned query.
-// vhostBucket is the bucket named by the Host header (virtual-hosted
-// style, including CNAME buckets), "" for a path-style request: the
-// signature covers "/" + vhostBucket + the path as sent.
+// Verify authenticates r by its Authorization header or presigned query
+// (AWSAccessKeyId, Expires, Signature). vhostBucket is the bucket named by
+// the Host header (virtual-hosted style, including CNAME buckets), "" for
+// a path-style request: the signature covers "/" + vhostBucket + the path
+// exactly as sent, and the subresources with their decoded values.
+//
+// A presigned request's x-amz-*, content-type and content-md5 query
+// parameters are signed as headers (botocore moves headers there). A query
+// that Go's url.ParseQuery would read differently (bad escapes, ';'), a
+// subresource given twice or holding '&', and duplicate Date, x-amz-date,
+// Content-Type or Content-MD5 headers are refused. It does not read the
+// body.
 func (v *Verifier) Verify(r *http.Request, vhostBucket string) (*Auth, error) {
 	now := time.Now
 	if v.Now != nil {
