@@ -5,44 +5,50 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
 )
 
 const deployDir = "../../deploy"
 
-// yamlDocs reads every document of a YAML file.
-func yamlDocs(t *testing.T, file string) []map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
+// deploy/prometheus holds Prometheus's own configs (rules, scrape
+// configs), checked by the tests that come with them.
+var notManifests = []string{filepath.Join(deployDir, "prometheus")}
+
+// splitDocs splits a YAML file into its documents (at lines "---"),
+// dropping documents that hold only comments.
+func splitDocs(b []byte) [][]byte {
+	var docs [][]byte
+	for _, d := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(string(b), -1) {
+		var probe any
+		if err := yaml.Unmarshal([]byte(d), &probe); err == nil && probe == nil {
+			continue
+		}
+		docs = append(docs, []byte(d))
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	var docs []map[string]any
-	for {
-		var d map[string]any
-		err := dec.Decode(&d)
-		if errors.Is(err, io.EOF) {
-			return docs
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if d != nil {
-			docs = append(docs, d)
-		}
-	}
+	return docs
 }
 
 // parseDeployConfig runs a config through config.Parse (defaults and
@@ -127,36 +133,586 @@ func flagValue(args []string, name string) string {
 	return ""
 }
 
-func strs(v any) []string {
-	l, _ := v.([]any)
-	out := make([]string, 0, len(l))
-	for _, x := range l {
-		out = append(out, x.(string))
-	}
-	return out
+// k8sKinds are the Kubernetes kinds deploy/ may hold, each decoded into
+// its API type. A kind not listed here fails the test: add it with its type.
+var k8sKinds = map[string]func() any{
+	"v1/ConfigMap":                           func() any { return &corev1.ConfigMap{} },
+	"v1/Service":                             func() any { return &corev1.Service{} },
+	"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
+	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
+	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 }
 
-func dig(v any, keys ...string) any {
-	for _, k := range keys {
-		m, ok := v.(map[string]any)
-		if !ok {
+// decodeK8s decodes one YAML document strictly into the API type that its
+// apiVersion and kind name: an unknown or misplaced field (a typo), a
+// duplicate field or a value of the wrong type is an error.
+func decodeK8s(doc []byte) (any, error) {
+	j, err := sigsyaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return nil, err
+	}
+	var tm metav1.TypeMeta
+	if err := json.Unmarshal(j, &tm); err != nil {
+		return nil, err
+	}
+	mk := k8sKinds[tm.APIVersion+"/"+tm.Kind]
+	if mk == nil {
+		return nil, fmt.Errorf("apiVersion %q, kind %q: not a kind the tests know (add its API type to k8sKinds)", tm.APIVersion, tm.Kind)
+	}
+	obj := mk()
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(obj); err != nil {
+		return nil, fmt.Errorf("%s: %w", tm.Kind, err)
+	}
+	return obj, nil
+}
+
+// k8sSet is what one directory of deploy/ declares for Kubernetes (applied
+// together): its objects, and the Secrets that the `kubectl create secret`
+// commands in its comments make. Secrets are never shipped as objects: a
+// `kubectl apply` of the directory would overwrite the real keys.
+type k8sSet struct {
+	dir         string
+	configMaps  map[string]*corev1.ConfigMap
+	secrets     map[string]map[string]bool // name → its keys
+	deployments []*appsv1.Deployment
+	services    []*corev1.Service
+	pdbs        []*policyv1.PodDisruptionBudget
+	hpas        []*autoscalingv2.HorizontalPodAutoscaler
+}
+
+var (
+	createSecret = regexp.MustCompile(`(?m)^#\s+kubectl create secret (generic|tls) (\S+)(.*)$`)
+	secretKey    = regexp.MustCompile(`--from-(?:file|literal)=([^=\s]+)=`)
+)
+
+func (s *k8sSet) add(t *testing.T, file string, doc []byte) {
+	t.Helper()
+	obj, err := decodeK8s(doc)
+	if err != nil {
+		t.Errorf("%s: %v", file, err)
+		return
+	}
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		s.configMaps[o.Name] = o
+	case *appsv1.Deployment:
+		s.deployments = append(s.deployments, o)
+	case *corev1.Service:
+		s.services = append(s.services, o)
+	case *policyv1.PodDisruptionBudget:
+		s.pdbs = append(s.pdbs, o)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		s.hpas = append(s.hpas, o)
+	}
+}
+
+func (s *k8sSet) addSecrets(text []byte) {
+	for _, m := range createSecret.FindAllStringSubmatch(string(text), -1) {
+		keys := map[string]bool{}
+		if m[1] == "tls" {
+			keys["tls.crt"], keys["tls.key"] = true, true
+		}
+		for _, k := range secretKey.FindAllStringSubmatch(m[3], -1) {
+			keys[k[1]] = true
+		}
+		s.secrets[m[2]] = keys
+	}
+}
+
+// loadK8sSet decodes every Kubernetes document of the YAML files in dir
+// (not below it).
+func loadK8sSet(t *testing.T, dir string) *k8sSet {
+	t.Helper()
+	s := &k8sSet{dir: dir, configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]map[string]bool{}}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.addSecrets(b)
+		for _, d := range splitDocs(b) {
+			var m map[string]any
+			if yaml.Unmarshal(d, &m) == nil && m["apiVersion"] != nil {
+				s.add(t, f, d)
+			}
+		}
+	}
+	return s
+}
+
+// proxyPod is the ssec-proxy container of a Deployment, with what its
+// config says.
+type proxyPod struct {
+	where  string
+	d      *appsv1.Deployment
+	c      *corev1.Container
+	init   bool // a native sidecar (an init container)
+	cfg    *config.Config
+	cfgRaw string            // the config file, as in the ConfigMap
+	env    map[string]string // the container's env: values, and placeholders for values from Secrets
+}
+
+// proxyContainer finds the one container of d that runs the ssec-proxy image.
+func proxyContainer(t *testing.T, where string, d *appsv1.Deployment) (*corev1.Container, bool) {
+	t.Helper()
+	var found *corev1.Container
+	init := false
+	pod := &d.Spec.Template.Spec
+	for i := range pod.InitContainers {
+		if strings.Contains(pod.InitContainers[i].Image, "ssec-proxy") {
+			found, init = &pod.InitContainers[i], true
+		}
+	}
+	for i := range pod.Containers {
+		if strings.Contains(pod.Containers[i].Image, "ssec-proxy") {
+			if found != nil {
+				t.Fatalf("%s: more than one ssec-proxy container", where)
+			}
+			found = &pod.Containers[i]
+		}
+	}
+	if found == nil {
+		t.Fatalf("%s: no ssec-proxy container", where)
+	}
+	return found, init
+}
+
+// mountOf is the volume (and the path inside it) that holds p in c.
+func mountOf(pod *corev1.PodSpec, c *corev1.Container, p string) (*corev1.Volume, *corev1.VolumeMount, string) {
+	for i := range c.VolumeMounts {
+		m := &c.VolumeMounts[i]
+		if strings.HasPrefix(p, m.MountPath+"/") {
+			for j := range pod.Volumes {
+				if pod.Volumes[j].Name == m.Name {
+					return &pod.Volumes[j], m, strings.TrimPrefix(p, m.MountPath+"/")
+				}
+			}
+		}
+	}
+	return nil, nil, ""
+}
+
+// containerPort resolves a probe's or Service's port (a name or a number)
+// among c's ports; 0 when c has no such port.
+func containerPort(c *corev1.Container, p intstr.IntOrString) int32 {
+	for _, cp := range c.Ports {
+		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
+			return cp.ContainerPort
+		}
+	}
+	return 0
+}
+
+func portOf(t *testing.T, where, hostport string) int32 {
+	t.Helper()
+	_, p, err := net.SplitHostPort(hostport)
+	n, err2 := strconv.Atoi(p)
+	if err != nil || err2 != nil {
+		t.Errorf("%s: %q is not host:port", where, hostport)
+	}
+	return int32(n)
+}
+
+// checkDeployment checks a Deployment of deploy/ and its ssec-proxy
+// container: every reference resolves in the set (volumes, ConfigMaps,
+// Secrets and their keys), the proxy runs as the image expects (no
+// command, flags that exist, non-root 65532, read-only root, no
+// capabilities), its config (from the ConfigMap, with the container's env)
+// passes validation, its key and TLS files are in mounted Secrets, its
+// state_dir on a writable volume, its probes on the admin port, its
+// upstream a documented SOS zone, and the pod's grace period outlasts
+// preStop and shutdown_grace.
+func checkDeployment(t *testing.T, s *k8sSet, d *appsv1.Deployment) *proxyPod {
+	t.Helper()
+	where := s.dir + ": Deployment " + d.Name
+	pod := &d.Spec.Template.Spec
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil || sel.Empty() || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("%s: selector %v does not select the pod template's labels %v (%v)", where, d.Spec.Selector, d.Spec.Template.Labels, err)
+	}
+	volumes := map[string]*corev1.Volume{}
+	for i, v := range pod.Volumes {
+		volumes[v.Name] = &pod.Volumes[i]
+		switch {
+		case v.ConfigMap != nil && s.configMaps[v.ConfigMap.Name] == nil:
+			t.Errorf("%s: volume %s: no ConfigMap %s in %s", where, v.Name, v.ConfigMap.Name, s.dir)
+		case v.Secret != nil && s.secrets[v.Secret.SecretName] == nil:
+			t.Errorf("%s: volume %s: no `kubectl create secret … %s` in %s", where, v.Name, v.Secret.SecretName, s.dir)
+		}
+	}
+	for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+		for _, m := range c.VolumeMounts {
+			if volumes[m.Name] == nil {
+				t.Errorf("%s: container %s mounts an undeclared volume %s", where, c.Name, m.Name)
+			}
+		}
+		for _, e := range c.Env {
+			if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil {
+				if keys := s.secrets[r.SecretKeyRef.Name]; !keys[r.SecretKeyRef.Key] {
+					t.Errorf("%s: container %s: env %s: Secret %s with key %s is not made by a `kubectl create secret` line of %s (it makes %v)",
+						where, c.Name, e.Name, r.SecretKeyRef.Name, r.SecretKeyRef.Key, s.dir, keys)
+				}
+			}
+		}
+	}
+
+	c, init := proxyContainer(t, where, d)
+	where += ": container " + c.Name
+	p := &proxyPod{where: where, d: d, c: c, init: init, env: map[string]string{}}
+	if init && (c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways) {
+		t.Errorf("%s: an init container without restartPolicy: Always (not a native sidecar)", where)
+	}
+	if len(c.Command) > 0 {
+		t.Errorf("%s: overrides the image's entrypoint", where)
+	}
+	checkArgs(t, where, c.Args)
+	if c.Resources.Requests.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
+		t.Errorf("%s: no memory and CPU requests", where)
+	}
+	if c.Resources.Limits.Memory().Cmp(*c.Resources.Requests.Memory()) <= 0 {
+		t.Errorf("%s: memory limit %v not above the request %v", where, c.Resources.Limits.Memory(), c.Resources.Requests.Memory())
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Errorf("%s: securityContext %+v: want readOnlyRootFilesystem, no privilege escalation, capabilities drop ALL", where, sc)
+	}
+	uid, nonRoot := int64(-1), false
+	if ps := pod.SecurityContext; ps != nil {
+		if ps.RunAsUser != nil {
+			uid = *ps.RunAsUser
+		}
+		nonRoot = ps.RunAsNonRoot != nil && *ps.RunAsNonRoot
+	}
+	if sc != nil && sc.RunAsUser != nil {
+		uid = *sc.RunAsUser
+	}
+	if uid != 65532 || !nonRoot {
+		t.Errorf("%s: runs as uid %d (runAsNonRoot %t), want 65532, the image's user", where, uid, nonRoot)
+	}
+
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			p.env[e.Name] = "placeholder-" + strings.ToLower(e.Name)
+		} else {
+			p.env[e.Name] = e.Value
+		}
+	}
+	cfgPath := flagValue(c.Args, "config")
+	vol, _, rel := mountOf(pod, c, cfgPath)
+	if vol == nil || vol.ConfigMap == nil || s.configMaps[vol.ConfigMap.Name] == nil {
+		t.Errorf("%s: --config %s is not in a mounted ConfigMap of %s", where, cfgPath, s.dir)
+		return p
+	}
+	raw, ok := s.configMaps[vol.ConfigMap.Name].Data[rel]
+	if !ok {
+		t.Errorf("%s: --config %s: ConfigMap %s has no key %s", where, cfgPath, vol.ConfigMap.Name, rel)
+		return p
+	}
+	p.cfgRaw = raw
+	// Every ${VAR} of the config must come from the container's env (no
+	// placeholders from parseDeployConfig here).
+	p.cfg = parseDeployConfig(t, where+": "+cfgPath, []byte(raw), p.env)
+	for _, m := range regexp.MustCompile(`\$\{(\w+)\}`).FindAllStringSubmatch(raw, -1) {
+		if _, ok := p.env[m[1]]; !ok {
+			t.Errorf("%s: the config uses ${%s}, which the container's env does not set", where, m[1])
+		}
+	}
+	if p.cfg == nil {
+		return p
+	}
+	cfg := p.cfg
+	inSecret := func(what, file string) {
+		vol, m, rel := mountOf(pod, c, file)
+		switch {
+		case vol == nil || vol.Secret == nil:
+			t.Errorf("%s: %s %s is not in a mounted Secret", where, what, file)
+		case !m.ReadOnly:
+			t.Errorf("%s: %s: the Secret %s is mounted read-write", where, what, vol.Secret.SecretName)
+		case s.secrets[vol.Secret.SecretName] != nil && !s.secrets[vol.Secret.SecretName][rel]:
+			t.Errorf("%s: %s %s: Secret %s gets no key %s from its `kubectl create secret` line", where, what, file, vol.Secret.SecretName, rel)
+		}
+	}
+	for _, k := range cfg.Keys {
+		if k.File != "" {
+			inSecret("key "+k.ID, k.File)
+		}
+	}
+	if cfg.TLS.Mode == config.TLSFiles {
+		inSecret("tls.cert", cfg.TLS.Cert)
+		inSecret("tls.key", cfg.TLS.Key)
+	}
+	if vol, m, _ := mountOf(pod, c, filepath.Join(cfg.StateDir, "tls", "ca.crt")); vol == nil || m.ReadOnly {
+		t.Errorf("%s: state_dir %s is not on a writable volume (the root filesystem is read-only)", where, cfg.StateDir)
+	}
+	adminPort := portOf(t, where+": admin.listen", cfg.Admin.Listen)
+	if !strings.HasPrefix(cfg.Admin.Listen, "0.0.0.0:") {
+		t.Errorf("%s: admin.listen %s: the kubelet probes the pod IP", where, cfg.Admin.Listen)
+	}
+	for name, pr := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"livenessProbe": {c.LivenessProbe, "/healthz"}, "readinessProbe": {c.ReadinessProbe, "/readyz"}, "startupProbe": {c.StartupProbe, "/healthz"}} {
+		switch {
+		case pr.probe == nil && name == "startupProbe":
+		case pr.probe == nil || pr.probe.HTTPGet == nil:
+			t.Errorf("%s: no %s over HTTP", where, name)
+		case pr.probe.HTTPGet.Path != pr.path:
+			t.Errorf("%s: %s on %s, want %s", where, name, pr.probe.HTTPGet.Path, pr.path)
+		case containerPort(c, pr.probe.HTTPGet.Port) != adminPort:
+			t.Errorf("%s: %s on port %s = %d, not admin.listen's %d", where, name, pr.probe.HTTPGet.Port.String(), containerPort(c, pr.probe.HTTPGet.Port), adminPort)
+		}
+	}
+	if u := cfg.Upstream; u.Endpoint != config.ZoneEndpoint(u.Region) || !slices.Contains(config.Zones, u.Region) {
+		t.Errorf("%s: upstream %s, region %s: not an Exoscale SOS zone's endpoint (https://sos-<zone>.exo.io, zones %v)", where, u.Endpoint, u.Region, config.Zones)
+	}
+	grace := time.Duration(cfg.ShutdownGrace)
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+		grace += time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	}
+	tg := time.Duration(corev1.DefaultTerminationGracePeriodSeconds) * time.Second
+	if pod.TerminationGracePeriodSeconds != nil {
+		tg = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+	}
+	if tg <= grace {
+		t.Errorf("%s: terminationGracePeriodSeconds (%s) is not above preStop + shutdown_grace (%s)", where, tg, grace)
+	}
+	return p
+}
+
+// checkSelectors: each Service, PodDisruptionBudget and
+// HorizontalPodAutoscaler of the set points at a Deployment of the set
+// (selector matching its pod labels, scaleTargetRef naming it); a
+// Service's ports reach ports of the proxy container, one of them its
+// listen port; the PDB lets a node drain proceed; the HPA scales on CPU,
+// which the container requests.
+func checkSelectors(t *testing.T, s *k8sSet, pods map[string]*proxyPod) {
+	t.Helper()
+	selected := func(where string, sel map[string]string) *proxyPod {
+		var found []*proxyPod
+		for _, p := range pods {
+			if len(sel) > 0 && labels.SelectorFromSet(sel).Matches(labels.Set(p.d.Spec.Template.Labels)) {
+				found = append(found, p)
+			}
+		}
+		if len(found) != 1 {
+			t.Errorf("%s: selector %v selects %d Deployments of %s, want 1", where, sel, len(found), s.dir)
 			return nil
 		}
-		v = m[k]
+		return found[0]
 	}
-	return v
+	for _, svc := range s.services {
+		where := s.dir + ": Service " + svc.Name
+		p := selected(where, svc.Spec.Selector)
+		if p == nil || p.cfg == nil {
+			continue
+		}
+		listen := portOf(t, where, p.cfg.Listen)
+		reachesListen := false
+		for _, sp := range svc.Spec.Ports {
+			cp := containerPort(p.c, sp.TargetPort)
+			if cp == 0 {
+				t.Errorf("%s: port %s: targetPort %s is no port of %s", where, sp.Name, sp.TargetPort.String(), p.where)
+			}
+			reachesListen = reachesListen || cp == listen
+		}
+		if !reachesListen {
+			t.Errorf("%s: no port reaches the proxy's listen port %d", where, listen)
+		}
+		if !strings.HasPrefix(p.cfg.Listen, "0.0.0.0:") {
+			t.Errorf("%s: the proxy listens on %s, out of the Service's reach", where, p.cfg.Listen)
+		}
+	}
+	for _, pdb := range s.pdbs {
+		where := s.dir + ": PodDisruptionBudget " + pdb.Name
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || pdb.Spec.Selector == nil {
+			t.Errorf("%s: selector: %v", where, err)
+			continue
+		}
+		p := selected(where, pdb.Spec.Selector.MatchLabels)
+		if p == nil {
+			continue
+		}
+		if !sel.Matches(labels.Set(p.d.Spec.Template.Labels)) {
+			t.Errorf("%s: selector %v does not match %v", where, sel, p.d.Spec.Template.Labels)
+		}
+		replicas := int32(1)
+		if p.d.Spec.Replicas != nil {
+			replicas = *p.d.Spec.Replicas
+		}
+		if ma := pdb.Spec.MinAvailable; ma == nil || ma.Type != intstr.Int || ma.IntVal < 1 || ma.IntVal >= replicas {
+			t.Errorf("%s: minAvailable %v: want a number from 1 to replicas-1 (%d replicas), so that drains can proceed", where, ma, replicas)
+		}
+	}
+	for _, hpa := range s.hpas {
+		where := s.dir + ": HorizontalPodAutoscaler " + hpa.Name
+		ref := hpa.Spec.ScaleTargetRef
+		var p *proxyPod
+		for _, q := range pods {
+			if ref.Kind == "Deployment" && ref.APIVersion == "apps/v1" && ref.Name == q.d.Name {
+				p = q
+			}
+		}
+		if p == nil {
+			t.Errorf("%s: scaleTargetRef %+v is no Deployment of %s", where, ref, s.dir)
+			continue
+		}
+		if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < 2 || hpa.Spec.MaxReplicas < *hpa.Spec.MinReplicas {
+			t.Errorf("%s: replicas %v to %d: want at least 2", where, hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas)
+		}
+		if p.d.Spec.Replicas == nil || hpa.Spec.MinReplicas == nil || *p.d.Spec.Replicas != *hpa.Spec.MinReplicas {
+			t.Errorf("%s: the Deployment's replicas %v differ from minReplicas %v", where, p.d.Spec.Replicas, hpa.Spec.MinReplicas)
+		}
+		cpu := false
+		for _, m := range hpa.Spec.Metrics {
+			if m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Name == corev1.ResourceCPU &&
+				m.Resource.Target.Type == autoscalingv2.UtilizationMetricType && m.Resource.Target.AverageUtilization != nil {
+				cpu = true
+			}
+		}
+		if !cpu {
+			t.Errorf("%s: no CPU utilization metric", where)
+		}
+		if p.c.Resources.Requests.Cpu().IsZero() {
+			t.Errorf("%s: scales on CPU utilization, but %s requests no CPU", where, p.where)
+		}
+	}
 }
 
-// TestDeployManifests parses every YAML file under deploy/: each document is
-// a Kubernetes object, a compose file or an ssec-proxy config. Every config
-// (example files and the ConfigMap's) passes validation; every ssec-proxy
-// command line (container args, probes, compose command and healthcheck)
-// names flags that exist; the Kubernetes sidecar is a native sidecar with
-// probes on /healthz and /readyz, resource requests, its config and keys
-// mounted where the config says.
+// composeFile is the part of the compose specification that deploy/compose
+// uses; a field outside it (a typo, or a field the tests do not check yet)
+// fails the strict decode.
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]*struct{}      `yaml:"volumes"`
+}
+
+type composeService struct {
+	Image           string            `yaml:"image"`
+	Build           string            `yaml:"build"`
+	Command         []string          `yaml:"command"`
+	Entrypoint      []string          `yaml:"entrypoint"`
+	Environment     map[string]string `yaml:"environment"`
+	Volumes         []string          `yaml:"volumes"`
+	ReadOnly        bool              `yaml:"read_only"`
+	CapDrop         []string          `yaml:"cap_drop"`
+	SecurityOpt     []string          `yaml:"security_opt"`
+	StopGracePeriod string            `yaml:"stop_grace_period"`
+	Healthcheck     *struct {
+		Test        []string `yaml:"test"`
+		Interval    string   `yaml:"interval"`
+		Timeout     string   `yaml:"timeout"`
+		StartPeriod string   `yaml:"start_period"`
+		Retries     int      `yaml:"retries"`
+	} `yaml:"healthcheck"`
+	Restart     string `yaml:"restart"`
+	NetworkMode string `yaml:"network_mode"`
+	DependsOn   map[string]struct {
+		Condition string `yaml:"condition"`
+	} `yaml:"depends_on"`
+}
+
+func decodeCompose(doc []byte) (*composeFile, error) {
+	var cf composeFile
+	dec := yaml.NewDecoder(bytes.NewReader(doc))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cf); err != nil {
+		return nil, err
+	}
+	return &cf, nil
+}
+
+// checkCompose: the file decodes strictly; the ssec-proxy service runs
+// flags that exist, read-only, without capabilities, with a health check
+// that runs `ssec-proxy healthcheck`, its config mounted at --config from a
+// file beside the compose file, a stop grace above shutdown_grace; the
+// services that depend on it and the volumes it names exist.
+func checkCompose(t *testing.T, file string, doc []byte) {
+	t.Helper()
+	cf, err := decodeCompose(doc)
+	if err != nil {
+		t.Errorf("%s: %v", file, err)
+		return
+	}
+	found := false
+	for name, s := range cf.Services {
+		for dep := range s.DependsOn {
+			if _, ok := cf.Services[dep]; !ok {
+				t.Errorf("%s: services.%s depends on %s, which is not a service", file, name, dep)
+			}
+		}
+		for _, v := range s.Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if !strings.HasPrefix(src, ".") && !strings.HasPrefix(src, "/") {
+				if _, ok := cf.Volumes[src]; !ok {
+					t.Errorf("%s: services.%s mounts volume %s, not declared under volumes", file, name, src)
+				}
+			}
+		}
+		if !strings.Contains(s.Image, "ssec-proxy") {
+			continue
+		}
+		found = true
+		where := file + ": services." + name
+		checkArgs(t, where+".command", s.Command)
+		if s.Healthcheck == nil || len(s.Healthcheck.Test) < 2 || s.Healthcheck.Test[0] != "CMD" || path.Base(s.Healthcheck.Test[1]) != "ssec-proxy" {
+			t.Errorf("%s.healthcheck: want test [CMD /…/ssec-proxy healthcheck …]", where)
+		} else {
+			checkArgs(t, where+".healthcheck", s.Healthcheck.Test[2:])
+		}
+		if !s.ReadOnly || !slices.Equal(s.CapDrop, []string{"ALL"}) {
+			t.Errorf("%s: read_only %t, cap_drop %v: want read-only without capabilities", where, s.ReadOnly, s.CapDrop)
+		}
+		cfgPath := flagValue(s.Command, "config")
+		var cfgFile string
+		for _, v := range s.Volumes {
+			parts := strings.Split(v, ":")
+			if len(parts) >= 2 && parts[1] == cfgPath {
+				cfgFile = filepath.Join(filepath.Dir(file), parts[0])
+			}
+		}
+		if cfgFile == "" {
+			t.Errorf("%s: nothing is mounted at --config %s", where, cfgPath)
+			continue
+		}
+		b, err := os.ReadFile(cfgFile)
+		if err != nil {
+			t.Errorf("%s: the config mounted at %s: %v", where, cfgPath, err)
+			continue
+		}
+		env := map[string]string{}
+		for k, v := range s.Environment {
+			env[k] = v
+		}
+		if cfg := parseDeployConfig(t, cfgFile, b, env); cfg != nil {
+			if stop, err := time.ParseDuration(s.StopGracePeriod); err != nil || stop <= time.Duration(cfg.ShutdownGrace) {
+				t.Errorf("%s: stop_grace_period %q is not above shutdown_grace %s", where, s.StopGracePeriod, time.Duration(cfg.ShutdownGrace))
+			}
+		}
+	}
+	if !found {
+		t.Errorf("%s: no ssec-proxy service", file)
+	}
+}
+
+// TestDeployManifests reads every YAML file under deploy/: each document
+// is a Kubernetes object (decoded strictly into its API type), a compose
+// file (strictly, into the fields it uses) or an ssec-proxy config (which
+// passes validation). Each directory's Kubernetes objects are checked as a
+// set: references resolve, probes and ports line up with the config in the
+// ConfigMap, selectors select the pods.
 func TestDeployManifests(t *testing.T) {
 	var files []string
+	dirs := map[string]bool{}
 	err := filepath.WalkDir(deployDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && slices.Contains(notManifests, p) {
+			return filepath.SkipDir
+		}
 		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
 			files = append(files, p)
 		}
@@ -165,189 +721,84 @@ func TestDeployManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 5 {
+	if len(files) < 10 {
 		t.Fatalf("only %d YAML files under deploy/: %v", len(files), files)
 	}
 	seen := map[string]int{}
 	for _, f := range files {
-		for _, doc := range yamlDocs(t, f) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range splitDocs(b) {
+			var m map[string]any
+			if err := yaml.Unmarshal(doc, &m); err != nil {
+				t.Errorf("%s: %v", f, err)
+				continue
+			}
 			switch {
-			case doc["apiVersion"] != nil && doc["kind"] != nil:
+			case m["apiVersion"] != nil || m["kind"] != nil:
 				seen["kubernetes"]++
-				checkKubernetes(t, f, doc)
-			case doc["services"] != nil:
+				dirs[filepath.Dir(f)] = true
+			case m["services"] != nil:
 				seen["compose"]++
 				checkCompose(t, f, doc)
-			case doc["upstream"] != nil:
+			case m["upstream"] != nil:
 				seen["config"]++
-				b, _ := os.ReadFile(f)
-				parseDeployConfig(t, f, b, map[string]string{"HOME": "/home/test"})
+				parseDeployConfig(t, f, doc, map[string]string{"HOME": "/home/test"})
 			default:
 				t.Errorf("%s: a document that is neither Kubernetes, compose nor an ssec-proxy config", f)
 			}
 		}
 	}
-	if seen["kubernetes"] < 2 || seen["compose"] < 1 || seen["config"] < 3 {
+	if seen["kubernetes"] < 7 || seen["compose"] < 1 || seen["config"] < 3 {
 		t.Errorf("documents found: %v", seen)
 	}
-}
-
-var configMaps = map[string]map[string]string{} // name → data, filled as they are seen
-
-func checkKubernetes(t *testing.T, file string, doc map[string]any) {
-	kind := doc["kind"].(string)
-	if kind == "ConfigMap" {
-		name := dig(doc, "metadata", "name").(string)
-		data := map[string]string{}
-		for k, v := range dig(doc, "data").(map[string]any) {
-			data[k] = v.(string)
-			if strings.HasSuffix(k, ".yaml") {
-				// In a pod the config comes with its env from Secrets; no HOME.
-				parseDeployConfig(t, file+": ConfigMap "+name+": "+k, []byte(v.(string)), nil)
-			}
+	for dir := range dirs {
+		s := loadK8sSet(t, dir)
+		pods := map[string]*proxyPod{}
+		for _, d := range s.deployments {
+			pods[d.Name] = checkDeployment(t, s, d)
 		}
-		configMaps[name] = data
-		return
-	}
-	pod := dig(doc, "spec", "template", "spec")
-	if pod == nil {
-		return
-	}
-	volumes := map[string]map[string]any{}
-	for _, v := range dig(pod, "volumes").([]any) {
-		volumes[v.(map[string]any)["name"].(string)] = v.(map[string]any)
-	}
-	found := false
-	for _, list := range []string{"initContainers", "containers"} {
-		cs, _ := dig(pod, list).([]any)
-		for _, c := range cs {
-			c := c.(map[string]any)
-			for _, m := range c["volumeMounts"].([]any) {
-				if volumes[m.(map[string]any)["name"].(string)] == nil {
-					t.Errorf("%s: container %s mounts an undeclared volume %v", file, c["name"], m)
-				}
-			}
-			if !strings.Contains(c["image"].(string), "ssec-proxy") {
-				continue
-			}
-			found = true
-			where := file + ": " + list + "/" + c["name"].(string)
-			if list != "initContainers" || c["restartPolicy"] != "Always" {
-				t.Errorf("%s: not a native sidecar (an init container with restartPolicy: Always)", where)
-			}
-			if c["command"] != nil {
-				t.Errorf("%s: overrides the image's entrypoint", where)
-			}
-			args := strs(c["args"])
-			checkArgs(t, where, args)
-			if dig(c, "resources", "requests", "memory") == nil || dig(c, "resources", "requests", "cpu") == nil {
-				t.Errorf("%s: no resource requests", where)
-			}
-			for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"} {
-				if got := dig(c, probe, "httpGet", "path"); got != path {
-					t.Errorf("%s: %s on %v, want %s", where, probe, got, path)
-				}
-			}
-			checkPodConfig(t, where, c, volumes, flagValue(args, "config"))
-		}
-	}
-	if !found {
-		t.Errorf("%s: %s without an ssec-proxy container", file, kind)
+		checkSelectors(t, s, pods)
 	}
 }
 
-// checkPodConfig finds the config file that --config names in the
-// container's ConfigMap mount, and checks that its key files are in a
-// mounted Secret and that the probes' port is the admin port.
-func checkPodConfig(t *testing.T, where string, c map[string]any, volumes map[string]map[string]any, cfgPath string) {
-	mountOf := func(p string) (map[string]any, string) {
-		for _, m := range c["volumeMounts"].([]any) {
-			m := m.(map[string]any)
-			mp := m["mountPath"].(string)
-			if strings.HasPrefix(p, mp+"/") {
-				return volumes[m["name"].(string)], strings.TrimPrefix(p, mp+"/")
-			}
+// TestDecodeK8sStrict: the strict decode that TestDeployManifests relies
+// on rejects a misspelt field, a field in the wrong place, a duplicate and
+// a value of the wrong type, and accepts the manifest as it is.
+func TestDecodeK8sStrict(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(deployDir, "kubernetes", "gateway", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeK8s(b); err != nil {
+		t.Fatalf("the manifest itself: %v", err)
+	}
+	for name, edit := range map[string][2]string{
+		"misspelt field":  {"readinessProbe:", "readinesProbe:"},
+		"misplaced field": {"      terminationGracePeriodSeconds: 40", "      containers_grace: 40"},
+		"wrong type":      {"containerPort: 8443", "containerPort: eighty"},
+		"duplicate field": {"  replicas: 2\n", "  replicas: 2\n  replicas: 3\n"},
+		"unknown kind":    {"kind: Deployment", "kind: Deploymnet"},
+	} {
+		bad := strings.Replace(string(b), edit[0], edit[1], 1)
+		if bad == string(b) {
+			t.Fatalf("%s: %q is not in the manifest", name, edit[0])
 		}
-		return nil, ""
-	}
-	vol, rel := mountOf(cfgPath)
-	cmName, _ := dig(vol, "configMap", "name").(string)
-	data, ok := configMaps[cmName][rel]
-	if !ok {
-		t.Errorf("%s: --config %s is not a key of a mounted ConfigMap", where, cfgPath)
-		return
-	}
-	cfg := parseDeployConfig(t, where+": "+cfgPath, []byte(data), nil)
-	if cfg == nil {
-		return
-	}
-	for _, k := range cfg.Keys {
-		if k.File == "" {
-			continue
-		}
-		if vol, _ := mountOf(k.File); dig(vol, "secret", "secretName") == nil {
-			t.Errorf("%s: key %s's file %s is not in a mounted Secret", where, k.ID, k.File)
+		if _, err := decodeK8s([]byte(bad)); err == nil {
+			t.Errorf("%s (%q → %q): decoded without an error", name, edit[0], edit[1])
 		}
 	}
-	if vol, _ := mountOf(filepath.Join(cfg.StateDir, "tls", "ca.crt")); vol == nil {
-		t.Errorf("%s: state_dir %s is not on a volume (the root filesystem is read-only)", where, cfg.StateDir)
+	cb, err := os.ReadFile(filepath.Join(deployDir, "compose", "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, port, _ := strings.Cut(cfg.Admin.Listen, ":")
-	var ports []string
-	for _, p := range c["ports"].([]any) {
-		p := p.(map[string]any)
-		if dig(c, "readinessProbe", "httpGet", "port") == p["name"] {
-			ports = append(ports, strings.TrimSpace(strings.Trim(strings.ReplaceAll(string(mustJSON(p["containerPort"])), `"`, ""), " ")))
-		}
+	if _, err := decodeCompose(cb); err != nil {
+		t.Fatalf("compose.yaml itself: %v", err)
 	}
-	if len(ports) != 1 || ports[0] != port {
-		t.Errorf("%s: the probes' port %v is not admin.listen's %s", where, ports, port)
-	}
-	if !strings.HasPrefix(cfg.Admin.Listen, "0.0.0.0:") {
-		t.Errorf("%s: admin.listen %s: the kubelet probes the pod IP", where, cfg.Admin.Listen)
-	}
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
-}
-
-func checkCompose(t *testing.T, file string, doc map[string]any) {
-	found := false
-	for name, s := range doc["services"].(map[string]any) {
-		s := s.(map[string]any)
-		if img, _ := s["image"].(string); !strings.Contains(img, "ssec-proxy") {
-			continue
-		}
-		found = true
-		where := file + ": services." + name
-		args := strs(s["command"])
-		checkArgs(t, where+".command", args)
-		test := strs(dig(s, "healthcheck", "test"))
-		if len(test) < 2 || test[0] != "CMD" || !strings.HasSuffix(test[1], "/ssec-proxy") {
-			t.Errorf("%s.healthcheck.test = %v, want [CMD /…/ssec-proxy healthcheck …]", where, test)
-		} else {
-			checkArgs(t, where+".healthcheck", test[2:])
-		}
-		// The config file mounted at --config exists next to the compose file.
-		cfgPath := flagValue(args, "config")
-		mounted := false
-		for _, v := range strs(s["volumes"]) {
-			parts := strings.Split(v, ":")
-			if len(parts) >= 2 && parts[1] == cfgPath {
-				mounted = true
-				if _, err := os.Stat(filepath.Join(filepath.Dir(file), parts[0])); err != nil {
-					t.Errorf("%s: the config mounted at %s: %v", where, cfgPath, err)
-				}
-			}
-		}
-		if !mounted {
-			t.Errorf("%s: nothing is mounted at --config %s", where, cfgPath)
-		}
-	}
-	if !found {
-		t.Errorf("%s: no ssec-proxy service", file)
+	if _, err := decodeCompose([]byte(strings.Replace(string(cb), "read_only:", "readonly:", 1))); err == nil {
+		t.Error("compose: a misspelt field decoded without an error")
 	}
 }
 
