@@ -142,6 +142,11 @@ type Upstream struct {
 	// before the request is aborted (an upstream that stops reading, a
 	// client gone while the proxy waits on it); default DefaultStallTimeout.
 	StallTimeout Duration `yaml:"stall_timeout"`
+	// AllowAccessChanges lets clients widen who can reach the upstream
+	// bucket: bucket policies, public ACLs and grants, removing a public
+	// access block. Off by default: an anonymous reader or writer on the
+	// upstream bypasses every rule of the proxy.
+	AllowAccessChanges bool `yaml:"allow_access_changes"`
 }
 
 // Values of Config.ETags.
@@ -347,8 +352,8 @@ func (u Upstream) GoString() string { return fmt.Sprintf("%+v", u) }
 
 // Format prints the upstream with its secret key redacted, whatever the verb.
 func (u Upstream) Format(f fmt.State, verb rune) {
-	fmt.Fprintf(f, "{Zone:%s Endpoint:%s Region:%s AccessKey:%s SecretKey:%s CAFile:%s InsecureSkipVerify:%t Copy:%s PartSize:%d StallTimeout:%s}",
-		u.Zone, u.Endpoint, u.Region, u.AccessKey, redact(u.SecretKey), u.CAFile, u.InsecureSkipVerify, u.Copy, u.PartSize, time.Duration(u.StallTimeout))
+	fmt.Fprintf(f, "{Zone:%s Endpoint:%s Region:%s AccessKey:%s SecretKey:%s CAFile:%s InsecureSkipVerify:%t Copy:%s PartSize:%d StallTimeout:%s AllowAccessChanges:%t}",
+		u.Zone, u.Endpoint, u.Region, u.AccessKey, redact(u.SecretKey), u.CAFile, u.InsecureSkipVerify, u.Copy, u.PartSize, time.Duration(u.StallTimeout), u.AllowAccessChanges)
 }
 
 // String shows the client with its secret key redacted.

@@ -84,9 +84,10 @@ func BenchmarkUpstreamBuild(b *testing.B) {
 		"X-Amz-Content-Sha256": {"UNSIGNED-PAYLOAD"},
 	}
 	ctx := context.Background()
+	put := routeOf(opPutObject)
 	b.ReportAllocs()
 	for b.Loop() {
-		h := outboundHeaders(in)
+		h := put.outboundHeaders(in)
 		setSSEC(h, d.Key, false)
 		ur := &upstreamRequest{Method: http.MethodPut, Target: target{Bucket: "enc", Key: "backups/daily/2026-11-29.tar"},
 			Query: url.Values{}, Header: h, Body: strings.NewReader("x"), Length: 1}
@@ -136,7 +137,8 @@ func BenchmarkPlanGetObject(b *testing.B) {
 			b.Fatal(err)
 		}
 		ax := &authedExchange{&exchange{rt: rt, target: t}, auth}
-		p, err := s.plan(opGetObject, ax, signed)
+		r := signed.WithContext(context.WithValue(signed.Context(), infoKey, &reqInfo{target: t, query: signed.URL.Query()}))
+		p, err := s.plan(routeOf(opGetObject), ax, r)
 		if err != nil || len(p.keys) == 0 {
 			b.Fatal(err, p)
 		}

@@ -168,7 +168,9 @@ func (s *Server) copyMetadata(ctx context.Context, ex *exchange, r *http.Request
 			}
 		}
 		for name, vv := range src.Header {
-			if strings.HasPrefix(name, "X-Amz-Meta-") {
+			// Metadata an upstream gives powers to (snowball) is not
+			// written again, whatever the source holds.
+			if strings.HasPrefix(name, "X-Amz-Meta-") && !forbiddenAmz.allows(name) {
 				dst.Header[name] = vv
 			}
 		}

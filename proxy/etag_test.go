@@ -69,7 +69,7 @@ func TestMultipartETag(t *testing.T) {
 	}
 }
 
-const listV2 = `<?xml version="1.0" encoding="UTF-8"?>
+const listV2Page = `<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>enc</Name><Prefix></Prefix><KeyCount>4</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter><IsTruncated>false</IsTruncated>` +
 	`<Contents><Key>.ssec-proxy/etags/a up1 S</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;d41d8cd98f00b204e9800998ecf8427e&#34;</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass></Contents>` +
 	`<Contents><Key>a</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;up1&#34;</ETag><Size>3</Size><StorageClass>STANDARD</StorageClass></Contents>` +
@@ -77,7 +77,7 @@ const listV2 = `<?xml version="1.0" encoding="UTF-8"?>
 	`<CommonPrefixes><Prefix>.ssec-proxy/</Prefix></CommonPrefixes></ListBucketResult>`
 
 func TestListingRewrite(t *testing.T) {
-	pl, err := parseListing([]byte(listV2), false)
+	pl, err := parseListing([]byte(listV2Page), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestListingRewrite(t *testing.T) {
 	if len(pl.drop) != 2 || pl.count != 4 {
 		t.Fatalf("drop %v count %d", pl.drop, pl.count)
 	}
-	out := string(splice([]byte(listV2), pl, map[int]string{0: "md5a"}))
+	out := string(splice([]byte(listV2Page), pl, map[int]string{0: "md5a"}, nil, nil))
 	for _, want := range []string{"<KeyCount>2</KeyCount>", "<Key>a</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;md5a&#34;</ETag>", "<ETag>&#34;up2&#34;</ETag>", "</ListBucketResult>"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("rewritten listing lacks %q:\n%s", want, out)
@@ -100,7 +100,7 @@ func TestListingRewrite(t *testing.T) {
 		t.Errorf("the rewritten listing is not XML: %v", err)
 	}
 	// encoding-type=url keys
-	enc := strings.ReplaceAll(listV2, "<Key>b &amp; c</Key>", "<Key>b+%26+c</Key>")
+	enc := strings.ReplaceAll(listV2Page, "<Key>b &amp; c</Key>", "<Key>b+%26+c</Key>")
 	pl, err = parseListing([]byte(enc), true)
 	if err != nil || pl.objects[1].key != "b & c" {
 		t.Errorf("url-encoded key: %v %+v", err, pl.objects)
@@ -135,7 +135,7 @@ func TestEtagMatches(t *testing.T) {
 }
 
 func FuzzParseListing(f *testing.F) {
-	f.Add([]byte(listV2), false)
+	f.Add([]byte(listV2Page), false)
 	f.Add([]byte(`<ListVersionsResult><Version><Key>k</Key><ETag>"e"</ETag></Version><DeleteMarker><Key>.ssec-proxy/x</Key></DeleteMarker></ListVersionsResult>`), false)
 	f.Fuzz(func(t *testing.T, body []byte, urlEnc bool) {
 		pl, err := parseListing(body, urlEnc)
@@ -146,7 +146,7 @@ func FuzzParseListing(f *testing.F) {
 		for i := range pl.objects {
 			etags[i] = "x"
 		}
-		out := splice(body, pl, etags) // must not panic
+		out := splice(body, pl, etags, nil, nil) // must not panic
 		if len(pl.drop) == 0 && len(etags) == 0 && !bytes.Equal(out, body) {
 			t.Fatal("nothing to change, yet the body changed")
 		}
@@ -155,7 +155,7 @@ func FuzzParseListing(f *testing.F) {
 
 // The scanner reads a page as encoding/xml does, or leaves it to it.
 func FuzzParseListingScanner(f *testing.F) {
-	f.Add([]byte(listV2), false)
+	f.Add([]byte(listV2Page), false)
 	f.Add([]byte(`<?xml version="1.0" encoding="UTF-8"?>`+"\n"+`<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Version><Key>a&amp;b &#x9;&lt;</Key><ETag>&#34;e&#34;</ETag><Owner><ID>x</ID></Owner></Version><DeleteMarker><Key>.ssec-proxy/x</Key><ETag/></DeleteMarker><KeyCount> 2 </KeyCount></ListVersionsResult>`), false)
 	f.Add([]byte(`<R><CommonPrefixes><Prefix>.ssec-proxy%2F</Prefix></CommonPrefixes><Contents><Key>k%20x</Key><ETag>"e"</ETag></Contents><Contents/></R>`), true)
 	f.Add([]byte(`<R><Contents><Key>a<!-- c -->b</Key></Contents></R>`), false)
@@ -190,7 +190,7 @@ func TestParseListingScansRealListings(t *testing.T) {
 		"  <KeyCount>3</KeyCount>\n  <Contents>\n    <Key>a &amp; b &lt;c&gt; &#39;d&#39;</Key>\n    <ETag>&quot;0123&quot;</ETag>\n" +
 		"    <Owner><ID>x</ID><DisplayName/></Owner>\n  </Contents>\n  <Contents/>\n" +
 		"  <CommonPrefixes>\n    <Prefix>.ssec-proxy/</Prefix>\n  </CommonPrefixes>\n</ListBucketResult>\n"
-	for _, body := range []string{listV2, string(listing1000()), pretty} {
+	for _, body := range []string{listV2Page, string(listing1000()), pretty} {
 		fast, err := readListing(&scanner{body: []byte(body)}, false)
 		if err != nil {
 			t.Fatalf("the scanner leaves a plain listing to encoding/xml: %v", err)
@@ -215,7 +215,7 @@ func TestParseListingSplitTextAndOddNames(t *testing.T) {
 	if err != nil || len(pl.drop) != 1 || pl.count != 10 {
 		t.Fatalf("parse = %+v, %v; want the prefix dropped and a count of 10", pl, err)
 	}
-	if out := string(splice(body, pl, nil)); out != "<R><KeyCount>9</KeyCount></R>" {
+	if out := string(splice(body, pl, nil, nil, nil)); out != "<R><KeyCount>9</KeyCount></R>" {
 		t.Fatalf("spliced to %q", out)
 	}
 	pl, err = parseListing([]byte("<R><Contents><:Key>.ssec-proxy/x</:Key><ETag>e</ETag></Contents></R>"), false)

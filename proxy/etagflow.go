@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"io"
@@ -155,6 +157,13 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 	if len(doc) > maxCompleteBody {
 		return s3err.New(s3err.MalformedXML, "the part list is larger than %d bytes", maxCompleteBody)
 	}
+	// The body changes below: the client's Content-MD5 is checked here,
+	// and the upstream gets the MD5 of what it is sent (AWS checks it).
+	if v := p.req.Header.Get("Content-Md5"); v != "" {
+		if sum := md5.Sum(doc); base64.StdEncoding.EncodeToString(sum[:]) != v {
+			return s3err.New(s3err.BadDigest, "")
+		}
+	}
 	type part struct {
 		number   int
 		etag     string
@@ -222,6 +231,10 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 	body := out.Bytes()
 	sum := sha256.Sum256(body)
 	p.req.Body, p.req.Length, p.req.Hash, p.req.Trailer = bytes.NewReader(body), int64(len(body)), hex.EncodeToString(sum[:]), nil
+	if p.req.Header.Get("Content-Md5") != "" {
+		m := md5.Sum(body)
+		p.req.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(m[:]))
+	}
 	return nil
 }
 
@@ -281,7 +294,9 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 	case !ex.rt.md5ETags && !listOps[p.op.Name]:
 		return nil
 	case listOps[p.op.Name] && ok:
-		return s.replaceBody(resp, maxListingBody, func(b []byte) ([]byte, error) {
+		// A page the proxy cannot read could show the index: it is not
+		// passed on (strict).
+		return s.replaceBody(resp, maxListingBody, true, func(b []byte) ([]byte, error) {
 			return s.rewriteListing(ctx, ex, t.Bucket, p.req.Query, b)
 		})
 	case len(p.keys) == 0 && p.copy == nil:
@@ -298,7 +313,7 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 			resp.Header.Set("ETag", quote(v))
 		}
 	case p.op == opCompleteMultipart && ok && p.completeETag != "":
-		return s.replaceBody(resp, maxRewrittenBody, func(b []byte) ([]byte, error) {
+		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
 			return rewriteResultETag(b, "CompleteMultipartUploadResult", func(up string) string {
 				s.recordETag(ctx, ex, t.Bucket, t.Key, up, p.completeETag, p.keys[0])
 				return p.completeETag
@@ -314,7 +329,7 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 			}
 			client = c
 		}
-		return s.replaceBody(resp, maxRewrittenBody, func(b []byte) ([]byte, error) {
+		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
 			return rewriteResultETag(b, "CopyObjectResult", func(up string) string {
 				s.recordETag(ctx, ex, t.Bucket, t.Key, up, client, p.keys[0])
 				return client
@@ -326,8 +341,9 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 
 // replaceBody reads a small answer (bounded), rewrites it and puts it back.
 // An answer too large to be what it should is a 502; one that does not
-// parse is passed on as it came.
-func (s *Server) replaceBody(resp *http.Response, limit int64, rewrite func([]byte) ([]byte, error)) error {
+// parse is passed on as it came, unless strict: then the rewrite's error
+// is the answer (a 502 where it is not an S3 error).
+func (s *Server) replaceBody(resp *http.Response, limit int64, strict bool, rewrite func([]byte) ([]byte, error)) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	if err != nil {
@@ -336,8 +352,13 @@ func (s *Server) replaceBody(resp *http.Response, limit int64, rewrite func([]by
 	if int64(len(body)) > limit {
 		return s3err.New(s3err.BadGateway, "the upstream's answer is larger than %d bytes", limit)
 	}
-	if nb, err := rewrite(body); err == nil {
+	switch nb, err := rewrite(body); {
+	case err == nil:
 		body = nb
+	case strict && s3err.As(err).Code == s3err.InternalError:
+		return s3err.New(s3err.BadGateway, "the upstream's answer could not be read")
+	case strict:
+		return err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -28,15 +27,46 @@ type listedObject struct {
 	whole    span   // the <Contents>/<Version>/<DeleteMarker> element
 }
 
+type listedPrefix struct {
+	prefix string // decoded
+	whole  span
+}
+
 type parsedListing struct {
 	objects  []listedObject
-	drop     []span   // reserved entries and common prefixes
-	reserved []string // the keys of the reserved entries (the ETag index's)
+	prefixes []listedPrefix // the common prefixes kept
+	drop     []span         // reserved entries and common prefixes
+	reserved []string       // the keys of the reserved entries (the ETag index's)
+	// maybe are common prefixes that the reserved prefix falls under
+	// (".", ".ssec-" for delimiters "." and "-"): shown only where a key
+	// of the user's shares them (judgePrefixes), by index in prefixes.
+	maybe    []int
 	keyCount span
 	count    int // KeyCount as listed
 
 	truncated bool   // IsTruncated
+	truncText span   // the character data of <IsTruncated>
 	nextToken string // NextContinuationToken
+	// next holds the page markers (NextMarker, NextKeyMarker,
+	// NextVersionIdMarker, NextContinuationToken) as listed, still
+	// URL-encoded where the listing is; nextSpans their whole elements.
+	next      map[string]string
+	nextSpans []span
+	// tokenText and echoText are the character data of
+	// <NextContinuationToken> and <ContinuationToken>: V2's tokens are
+	// the upstream's, sealed before a client sees them (listtoken.go).
+	tokenText, echoText span
+	// last is the greatest key or common prefix on the page (decoded), and
+	// lastReserved whether it is the proxy's.
+	last         string
+	lastReserved bool
+	entriesEnd   int64 // the end of the last entry element, -1 if none
+	rootEnd      int64 // where the root element's end tag starts
+}
+
+// isNextMarker names the page markers of the three listings.
+func isNextMarker(name string) bool {
+	return name == "NextMarker" || name == "NextKeyMarker" || name == "NextVersionIdMarker" || name == "NextContinuationToken"
 }
 
 // maxListingBody bounds a listing page the proxy rewrites (1,000 entries
@@ -82,19 +112,33 @@ type tokenSource interface {
 }
 
 func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
-	pl := &parsedListing{keyCount: span{-1, -1}}
+	pl := &parsedListing{keyCount: span{-1, -1}, truncText: span{-1, -1}, entriesEnd: -1, rootEnd: -1,
+		tokenText: span{-1, -1}, echoText: span{-1, -1}}
 	var (
-		depth   int
-		cur     *listedObject
-		inCP    bool
-		cpStart int64
-		field   []byte // the depth-2 or -3 element being read
+		depth      int
+		cur        *listedObject
+		inCP       bool
+		cpStart    int64
+		field      []byte // the depth-2 or -3 element being read
+		fieldStart int64  // where the depth-2 field's start tag begins
+		fieldText  span   // the depth-2 field's content
 		// The text of a <Prefix> in <CommonPrefixes> and of the depth-2
-		// fields read (KeyCount, IsTruncated, NextContinuationToken),
-		// gathered to their end tags: a processing instruction or a
-		// comment may split it into several tokens.
-		prefix, fieldText []byte
+		// fields read (KeyCount, IsTruncated, the page markers), gathered
+		// to their end tags: a processing instruction or a comment may
+		// split it into several tokens.
+		prefix, text []byte
 	)
+	decode := func(v string) string {
+		if urlEncoded {
+			v, _ = url.QueryUnescape(v)
+		}
+		return v
+	}
+	seen := func(key string, reserved bool) {
+		if key >= pl.last {
+			pl.last, pl.lastReserved = key, reserved
+		}
+	}
 	for {
 		t, err := src.next()
 		if err == io.EOF {
@@ -110,14 +154,16 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 			case depth == 2 && (string(t.name) == "Contents" || string(t.name) == "Version" || string(t.name) == "DeleteMarker"):
 				cur = &listedObject{whole: span{t.before, -1}, etagText: span{-1, -1}}
 			case depth == 2 && string(t.name) == "CommonPrefixes":
-				inCP, cpStart = true, t.before
-			case depth == 2 && (string(t.name) == "KeyCount" || string(t.name) == "IsTruncated" || string(t.name) == "NextContinuationToken"):
-				field, fieldText = t.name, fieldText[:0]
+				inCP, cpStart, prefix = true, t.before, prefix[:0]
+			case depth == 2 && (string(t.name) == "KeyCount" || string(t.name) == "IsTruncated" ||
+				string(t.name) == "ContinuationToken" || isNextMarker(string(t.name))):
+				field, text = t.name, text[:0]
+				fieldStart, fieldText = t.before, span{t.after, t.after}
 				if string(field) == "KeyCount" {
 					pl.keyCount = span{-1, -1}
 				}
 			case depth == 3:
-				field, prefix = t.name, prefix[:0]
+				field = t.name
 				if string(field) == "ETag" && cur != nil {
 					cur.etagText = span{t.after, t.after}
 				}
@@ -129,9 +175,9 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 					pl.keyCount.start = t.before
 				}
 				pl.keyCount.end = t.after
-				fieldText = append(fieldText, t.text...)
+				text = append(text, t.text...)
 			case depth == 2 && field != nil:
-				fieldText = append(fieldText, t.text...) // IsTruncated, NextContinuationToken
+				text = append(text, t.text...) // IsTruncated, the page markers
 			case depth == 3 && cur != nil && string(field) == "Key":
 				cur.key += string(t.text)
 			case depth == 3 && cur != nil && string(field) == "ETag":
@@ -141,30 +187,32 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 				prefix = append(prefix, t.text...)
 			}
 		case tokEnd:
-			switch {
-			case depth == 2 && string(field) == "KeyCount":
-				pl.count, _ = strconv.Atoi(strings.TrimSpace(string(fieldText)))
-			case depth == 2 && string(field) == "IsTruncated":
-				pl.truncated = strings.TrimSpace(string(fieldText)) == "true"
-			case depth == 2 && string(field) == "NextContinuationToken":
-				pl.nextToken = string(fieldText)
-			case depth == 3 && inCP && string(field) == "Prefix":
-				p := string(prefix)
-				if urlEncoded {
-					p, _ = url.QueryUnescape(p)
-				}
-				if reservedKey(p) || p == strings.TrimSuffix(reservedPrefix, "/") {
-					inCP = false
-					pl.drop = append(pl.drop, span{cpStart, -1}) // end set below
+			if depth == 2 && field != nil {
+				fieldText.end = t.before
+				v := string(text)
+				switch name := string(field); {
+				case name == "KeyCount":
+					pl.count, _ = strconv.Atoi(strings.TrimSpace(v))
+				case name == "IsTruncated":
+					pl.truncated, pl.truncText = strings.TrimSpace(v) == "true", fieldText
+				case name == "ContinuationToken":
+					pl.echoText = fieldText
+				default:
+					if pl.next == nil {
+						pl.next = map[string]string{}
+					}
+					pl.next[name] = v
+					pl.nextSpans = append(pl.nextSpans, span{fieldStart, t.after})
+					if name == "NextContinuationToken" {
+						pl.nextToken, pl.tokenText = v, fieldText
+					}
 				}
 			}
 			if depth == 2 {
 				switch {
 				case cur != nil:
 					cur.whole.end = t.after
-					if urlEncoded {
-						cur.key, _ = url.QueryUnescape(cur.key)
-					}
+					cur.key = decode(cur.key)
 					cur.etag = unquote(cur.etag)
 					if reservedKey(cur.key) {
 						pl.drop = append(pl.drop, cur.whole)
@@ -172,11 +220,28 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 					} else {
 						pl.objects = append(pl.objects, *cur)
 					}
+					seen(cur.key, reservedKey(cur.key))
+					pl.entriesEnd = t.after
 					cur = nil
-				case len(pl.drop) > 0 && pl.drop[len(pl.drop)-1].end == -1:
-					pl.drop[len(pl.drop)-1].end = t.after
+				case inCP:
+					p := decode(string(prefix))
+					whole := span{cpStart, t.after}
+					switch {
+					case reservedKey(p):
+						pl.drop = append(pl.drop, whole)
+					case strings.HasPrefix(reservedPrefix, p):
+						pl.maybe = append(pl.maybe, len(pl.prefixes))
+						pl.prefixes = append(pl.prefixes, listedPrefix{p, whole})
+					default:
+						pl.prefixes = append(pl.prefixes, listedPrefix{p, whole})
+					}
+					seen(p, reservedKey(p))
+					pl.entriesEnd = t.after
 				}
 				inCP = false
+			}
+			if depth == 1 {
+				pl.rootEnd = t.before
 			}
 			if depth == 2 || depth == 3 {
 				field = nil
@@ -513,38 +578,6 @@ func charRef(ref string) (rune, bool) {
 	return r, xmlChar(r)
 }
 
-// rewriteListing returns body with client ETags and without the index.
-func (s *Server) rewriteListing(ctx context.Context, ex *exchange, bucket string, q url.Values, body []byte) ([]byte, error) {
-	pl, err := parseListing(body, q.Get("encoding-type") == "url")
-	if err != nil {
-		return nil, err
-	}
-	ring := ex.rt.ring
-	etags := make(map[int]string) // index in pl.objects → client ETag
-	var misses []int
-	for i, o := range pl.objects {
-		if !ex.rt.md5ETags {
-			break // etags: upstream: the index is only left out
-		}
-		if o.etag == "" || o.etagText.start < 0 {
-			continue
-		}
-		if !ring.Match(bucket, o.key).Encrypt {
-			continue
-		}
-		switch v, known := s.etags.get(bucket, o.etag); {
-		case v != "":
-			etags[i] = v
-		case !known:
-			misses = append(misses, i)
-		}
-	}
-	if len(misses) > 0 {
-		s.lookupPage(ctx, ex, bucket, q, pl, misses, etags)
-	}
-	return splice(body, pl, etags), nil
-}
-
 // lookupPage reads the index entries that sort with the page's missing
 // objects: one listing of the index, a few pages at most.
 func (s *Server) lookupPage(ctx context.Context, ex *exchange, bucket string, q url.Values, pl *parsedListing, misses []int, etags map[int]string) {
@@ -578,48 +611,4 @@ func (s *Server) lookupPage(ctx context.Context, ex *exchange, bucket string, q 
 			s.etags.put(bucket, o.etag, v)
 		}
 	}
-}
-
-// splice copies body, leaving out pl.drop and putting client ETags and
-// the new KeyCount in place.
-func splice(body []byte, pl *parsedListing, etags map[int]string) []byte {
-	type edit struct {
-		span
-		text string
-	}
-	var edits []edit
-	for _, d := range pl.drop {
-		if d.end > d.start {
-			edits = append(edits, edit{d, ""})
-		}
-	}
-	for i, v := range etags {
-		edits = append(edits, edit{pl.objects[i].etagText, "&#34;" + v + "&#34;"})
-	}
-	if pl.keyCount.start >= 0 && len(pl.drop) > 0 {
-		n := pl.count
-		for _, d := range pl.drop {
-			if d.end > d.start {
-				n--
-			}
-		}
-		edits = append(edits, edit{pl.keyCount, strconv.Itoa(max(n, 0))})
-	}
-	if len(edits) == 0 {
-		return body
-	}
-	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
-	var out bytes.Buffer
-	out.Grow(len(body))
-	pos := int64(0)
-	for _, e := range edits {
-		if e.start < pos {
-			continue // inside a dropped entry
-		}
-		out.Write(body[pos:e.start])
-		out.WriteString(e.text)
-		pos = e.end
-	}
-	out.Write(body[pos:])
-	return out.Bytes()
 }

@@ -19,75 +19,11 @@ const (
 	copySSEHeaderPrefix = "X-Amz-Copy-Source-Server-Side-Encryption"
 )
 
-// forwardedHeaders are the standard request headers that reach the
-// upstream; of the x-amz-* headers all but droppedAmzHeaders do. Everything
-// else (hop-by-hop headers, Authorization, cookies, proxies' own) is dropped.
-var forwardedHeaders = map[string]bool{
-	"Cache-Control":       true,
-	"Content-Disposition": true,
-	"Content-Encoding":    true,
-	"Content-Language":    true,
-	"Content-Md5":         true,
-	"Content-Type":        true,
-	"Expect":              true,
-	"Expires":             true,
-	"If-Match":            true,
-	"If-Modified-Since":   true,
-	"If-None-Match":       true,
-	"If-Unmodified-Since": true,
-	"Range":               true,
-}
-
-// droppedAmzHeaders are the client's signing and framing headers: the proxy
-// signs and frames the upstream request itself.
-var droppedAmzHeaders = map[string]bool{
-	"X-Amz-Content-Sha256":         true,
-	"X-Amz-Date":                   true,
-	"X-Amz-Security-Token":         true,
-	"X-Amz-Decoded-Content-Length": true,
-	"X-Amz-Trailer":                true,
-}
-
 // presignParams are the query parameters of a presigned URL; the proxy
 // signs the upstream request in its header instead.
 var presignParams = []string{
 	"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
 	"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token", "X-Amz-Content-Sha256",
-}
-
-// outboundHeaders reduces the client's headers to the allowed set. Client
-// encryption headers are kept only where no rule encrypts (the caller
-// refuses them before this where one does).
-func outboundHeaders(in http.Header) http.Header {
-	out := make(http.Header, len(in))
-	for name, vv := range in {
-		name = textproto.CanonicalMIMEHeaderKey(name)
-		switch {
-		case name == "Content-Encoding":
-			if v := withoutAWSChunked(vv); v != "" {
-				out.Set(name, v)
-			}
-		case forwardedHeaders[name]:
-			out[name] = append([]string(nil), vv...)
-		case strings.HasPrefix(name, "X-Amz-") && !droppedAmzHeaders[name]:
-			out[name] = append([]string(nil), vv...)
-		}
-	}
-	return out
-}
-
-// withoutAWSChunked removes the aws-chunked coding, which describes only the
-// client's framing, from Content-Encoding values.
-func withoutAWSChunked(vv []string) string {
-	var keep []string
-	for _, v := range vv {
-		for _, c := range strings.Split(v, ",") {
-			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "aws-chunked") {
-				keep = append(keep, c)
-			}
-		}
-	}
-	return strings.Join(keep, ",")
 }
 
 // hasHeaderPrefix reports whether h holds a header whose canonical name
@@ -165,6 +101,9 @@ func parseCopySource(v string) (copySource, error) {
 	var err error
 	if cs.Bucket, err = url.PathUnescape(encBucket); err != nil || !validBucketName(cs.Bucket) {
 		return cs, s3err.New(s3err.InvalidArgument, "x-amz-copy-source: the bucket name is not valid")
+	}
+	if cs.Bucket == minioReserved {
+		return cs, errMinioBucket()
 	}
 	if cs.Key, err = url.PathUnescape(encKey); err != nil {
 		return cs, s3err.New(s3err.InvalidArgument, "x-amz-copy-source: the key is not validly %%-encoded")

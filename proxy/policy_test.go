@@ -25,7 +25,7 @@ func TestOutboundHeaders(t *testing.T) {
 		"x-amz-server-side-encryption":    {"AES256"},
 		"X-Amz-Copy-Source-If-None-Match": {"*"},
 	}
-	out := outboundHeaders(in)
+	out := routeOf(opCopyObject).outboundHeaders(in)
 	want := map[string]string{
 		"Content-Encoding":                "gzip",
 		"Content-Type":                    "text/plain",
@@ -44,9 +44,19 @@ func TestOutboundHeaders(t *testing.T) {
 	if len(out) != len(want) {
 		t.Errorf("forwarded %d headers, want %d: %v", len(out), len(want), out)
 	}
-	if got := outboundHeaders(http.Header{"Content-Encoding": {"aws-chunked"}}); len(got) != 0 {
+	if got := routeOf(opPutObject).outboundHeaders(http.Header{"Content-Encoding": {"aws-chunked"}}); len(got) != 0 {
 		t.Errorf("Content-Encoding aws-chunked alone should vanish, got %v", got)
 	}
+}
+
+// routeOf is the table's row of o.
+func routeOf(o op) *route {
+	for i := range routes {
+		if routes[i].op == o {
+			return &routes[i]
+		}
+	}
+	panic("no route for " + o.Name)
 }
 
 func TestParseCopySource(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -73,6 +72,9 @@ func parseTarget(r *http.Request, domain string) (target, error) {
 	if t.Bucket != "" && !validBucketName(t.Bucket) {
 		return t, s3err.New(s3err.InvalidBucketName, "the specified bucket is not valid: %q", t.Bucket)
 	}
+	if t.Bucket == minioReserved {
+		return t, errMinioBucket()
+	}
 	if t.Bucket == "" && t.Key != "" {
 		return t, s3err.New(s3err.InvalidBucketName, "an object key needs a bucket")
 	}
@@ -83,6 +85,17 @@ func parseTarget(r *http.Request, domain string) (target, error) {
 		return t, s3err.New(s3err.InvalidArgument, "object keys must be valid UTF-8")
 	}
 	return t, checkKeyPath(t.Key)
+}
+
+// minioReserved is the first path segment under which MinIO serves its
+// admin, health, metrics and STS APIs: a request for "bucket" minio would
+// reach them signed with the upstream's credentials. MinIO refuses to
+// make a bucket of that name; the proxy forwards nothing under it.
+const minioReserved = "minio"
+
+func errMinioBucket() error {
+	return s3err.New(s3err.InvalidBucketName,
+		"ssec-proxy does not forward requests for the bucket name %q: MinIO serves its admin APIs under /minio/", minioReserved)
 }
 
 // checkKeyPath refuses keys that S3 services do not all store as sent: a
@@ -138,99 +151,6 @@ func validBucketName(b string) bool {
 	return true
 }
 
-// sseClass says how an operation is treated (DESIGN.md, "SSE-C per operation").
-type sseClass int
-
-const (
-	ssePass     sseClass = iota // forwarded as is, re-signed
-	sseWrite                    // destination rule's key; refused without a rule
-	sseCopy                     // destination rule's key and the source rule's copy-source key
-	sseRead                     // rule's key; GET/HEAD retry with previous keys
-	ssePostForm                 // browser form upload: refused, it cannot carry a key
-)
-
-// op is one S3 operation as the proxy recognises it.
-type op struct {
-	Name  string
-	Class sseClass
-}
-
-var (
-	opListBuckets       = op{"ListBuckets", ssePass}
-	opBucket            = op{"BucketOperation", ssePass}
-	opPostObject        = op{"PostObject", ssePostForm}
-	opPutObject         = op{"PutObject", sseWrite}
-	opCopyObject        = op{"CopyObject", sseCopy}
-	opCreateMultipart   = op{"CreateMultipartUpload", sseWrite}
-	opUploadPart        = op{"UploadPart", sseWrite}
-	opUploadPartCopy    = op{"UploadPartCopy", sseCopy}
-	opCompleteMultipart = op{"CompleteMultipartUpload", sseWrite}
-	opGetObject         = op{"GetObject", sseRead}
-	opHeadObject        = op{"HeadObject", sseRead}
-	opGetAttributes     = op{"GetObjectAttributes", sseRead}
-	opSelectContent     = op{"SelectObjectContent", sseRead}
-	opObject            = op{"ObjectOperation", ssePass} // lists of parts, deletes, ACLs, tags, retention…
-	opListObjects       = op{"ListObjects", ssePass}
-	opListObjectsV2     = op{"ListObjectsV2", ssePass}
-	opListVersions      = op{"ListObjectVersions", ssePass}
-)
-
-// listOps are the listings whose ETags the proxy rewrites.
-var listOps = map[string]bool{opListObjects.Name: true, opListObjectsV2.Name: true, opListVersions.Name: true}
-
-// listV1Params are the query parameters of a ListObjects (V1) request: a
-// bucket GET with any other parameter is another bucket operation.
-var listV1Params = []string{"prefix", "delimiter", "marker", "max-keys", "encoding-type", "x-id"}
-
-// objectSubresources are object-level query parameters that make a request
-// a metadata operation (passed through) rather than a data operation.
-var objectSubresources = []string{"acl", "tagging", "retention", "legal-hold", "torrent", "restore"}
-
-// routes is the operation table, first match wins. Each route matches on the
-// request's level, method, query parameters and headers.
-type route struct {
-	level   level
-	method  string
-	query   []string // parameters that must be present
-	copySrc bool     // x-amz-copy-source must be present
-	form    bool     // Content-Type multipart/form-data
-	only    []string // when set, every query parameter must be one of these
-	op      op
-}
-
-var routes = []route{
-	{level: levelService, method: http.MethodGet, op: opListBuckets},
-	{level: levelBucket, method: http.MethodGet, query: []string{"versions"}, op: opListVersions},
-	{level: levelBucket, method: http.MethodGet, query: []string{"list-type"}, op: opListObjectsV2},
-	{level: levelBucket, method: http.MethodGet, only: listV1Params, op: opListObjects},
-	{level: levelBucket, method: http.MethodPost, form: true, op: opPostObject},
-	{level: levelObject, method: http.MethodPut, query: []string{"partNumber", "uploadId"}, copySrc: true, op: opUploadPartCopy},
-	{level: levelObject, method: http.MethodPut, query: []string{"partNumber", "uploadId"}, op: opUploadPart},
-	{level: levelObject, method: http.MethodPost, query: []string{"uploads"}, op: opCreateMultipart},
-	{level: levelObject, method: http.MethodPost, query: []string{"uploadId"}, op: opCompleteMultipart},
-	{level: levelObject, method: http.MethodPost, query: []string{"select"}, op: opSelectContent},
-	{level: levelObject, method: http.MethodGet, query: []string{"attributes"}, op: opGetAttributes},
-	{level: levelObject, method: http.MethodGet, query: []string{"uploadId"}, op: opObject},
-	{level: levelObject, method: http.MethodDelete, op: opObject},
-}
-
-func init() {
-	for _, sub := range objectSubresources {
-		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
-			routes = append(routes, route{level: levelObject, method: m, query: []string{sub}, op: opObject})
-		}
-	}
-	routes = append(routes,
-		route{level: levelObject, method: http.MethodPut, copySrc: true, op: opCopyObject},
-		route{level: levelObject, method: http.MethodPut, op: opPutObject},
-		route{level: levelObject, method: http.MethodGet, op: opGetObject},
-		route{level: levelObject, method: http.MethodHead, op: opHeadObject},
-	)
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete} {
-		routes = append(routes, route{level: levelBucket, method: m, op: opBucket})
-	}
-}
-
 type ctxKey int
 
 const infoKey ctxKey = 0
@@ -250,47 +170,19 @@ func infoOf(r *http.Request) *reqInfo {
 	return i
 }
 
-// newRouter builds the gorilla/mux router of the operation table. Requests
-// that match no route (an unknown method, a POST on an object with no
-// recognised subresource) get 405/400 S3 errors from the caller's fallback:
+// newRouter builds the gorilla/mux router of the operation table (ops.go).
+// Requests that match no row (an unknown method, a POST on an object with
+// no recognised subresource) go to fallback, which answers an S3 error:
 // nothing unclassified goes upstream.
-func newRouter(handle func(op) http.Handler, fallback http.Handler) *mux.Router {
+func newRouter(handle func(*route) http.Handler, fallback http.Handler) *mux.Router {
 	m := mux.NewRouter().SkipClean(true).UseEncodedPath()
-	for _, rt := range routes {
-		rt := rt
-		m.NewRoute().Methods(rt.method).MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
-			return rt.matches(r)
-		}).Handler(handle(rt.op))
+	for i := range routes {
+		rt := &routes[i]
+		m.NewRoute().MatcherFunc(func(r *http.Request, _ *mux.RouteMatch) bool {
+			return rt.matches(r, infoOf(r))
+		}).Handler(handle(rt))
 	}
 	m.NotFoundHandler = fallback
 	m.MethodNotAllowedHandler = fallback
 	return m
-}
-
-func (rt route) matches(r *http.Request) bool {
-	info := infoOf(r)
-	if info.target.level() != rt.level {
-		return false
-	}
-	q := info.query
-	for _, p := range rt.query {
-		if _, ok := q[p]; !ok {
-			return false
-		}
-	}
-	if rt.copySrc && r.Header.Get("X-Amz-Copy-Source") == "" {
-		return false
-	}
-	if rt.only != nil {
-		for p := range q {
-			if !slices.Contains(rt.only, p) {
-				return false
-			}
-		}
-	}
-	if rt.form {
-		ct := strings.ToLower(r.Header.Get("Content-Type"))
-		return strings.HasPrefix(ct, "multipart/form-data")
-	}
-	return true
 }

@@ -78,9 +78,16 @@ type runtime struct {
 	verifier *sigv4.Verifier
 	up       *upstream
 	ring     *keystore.Keyring
-	copyMode string // config.CopyNative or config.CopyStream
-	md5ETags bool   // config.ETagsMD5: clients see MD5 ETags (etag.go)
-	partSize int64  // of the multipart uploads the proxy makes itself
+	// streamCrossKey: copies between different keys are streamed without
+	// a native try first: copy: stream, or an Exoscale zone (SOS refuses
+	// them, with an error it does not document).
+	streamCrossKey bool
+	// allowAccess: upstream.allow_access_changes; clients may widen who
+	// can reach the upstream bucket (classify.go).
+	allowAccess bool
+	md5ETags    bool         // config.ETagsMD5: clients see MD5 ETags (etag.go)
+	partSize    int64        // of the multipart uploads the proxy makes itself
+	tokens      *tokenSealer // ListObjectsV2 continuation tokens (listtoken.go)
 }
 
 // New checks the options and builds a Server.
@@ -122,11 +129,13 @@ func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
 			Credentials: func(ak string) (string, bool) { sk, ok := secrets[ak]; return sk, ok },
 			Now:         s.now,
 		},
-		up:       up,
-		ring:     ring,
-		copyMode: cfg.Upstream.Copy,
-		md5ETags: cfg.ETags != config.ETagsUpstream,
-		partSize: cfg.Upstream.PartSize,
+		up:             up,
+		ring:           ring,
+		streamCrossKey: cfg.Upstream.Copy == config.CopyStream || cfg.Upstream.Zone != "",
+		allowAccess:    cfg.Upstream.AllowAccessChanges,
+		tokens:         newTokenSealer(cfg.Upstream.SecretKey),
+		md5ETags:       cfg.ETags != config.ETagsUpstream,
+		partSize:       cfg.Upstream.PartSize,
 	}
 	if rt.partSize <= 0 {
 		rt.partSize = config.DefaultPartSize
@@ -150,8 +159,11 @@ type exchange struct {
 	accessKey string
 	keyID     string
 	payload   string // the client's payload mode
-	bytesIn   int64
-	errCode   string
+	// clientToken is a ListObjectsV2's continuation token as the client
+	// sent it (sealed; listtoken.go).
+	clientToken string
+	bytesIn     int64
+	errCode     string
 
 	authFailed bool
 	decision   string
@@ -205,14 +217,14 @@ func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
 	}
 	ax.op = "Unknown"
 	s.fail(ax.exchange, r, s3err.New(s3err.MethodNotAllowed,
-		"ssec-proxy does not recognise %s on this resource, so it does not forward it", r.Method))
+		"ssec-proxy does not recognise %s, so it does not forward it", describeRequest(r.Method, infoOf(r))))
 }
 
-func (s *Server) handle(o op) http.Handler {
+func (s *Server) handle(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ax := r.Context().Value(exchangeKey).(*authedExchange)
-		ax.op = o.Name
-		if err := s.serveOp(o, ax, r); err != nil {
+		ax.op = rt.op.Name
+		if err := s.serveOp(rt, ax, r); err != nil {
 			s.fail(ax.exchange, r, err)
 		}
 	})
@@ -220,8 +232,8 @@ func (s *Server) handle(o op) http.Handler {
 
 // serveOp runs one operation: plan the upstream request from the rules,
 // send it (retrying reads with previous keys), stream the answer back.
-func (s *Server) serveOp(o op, ax *authedExchange, r *http.Request) error {
-	p, err := s.plan(o, ax, r)
+func (s *Server) serveOp(rt *route, ax *authedExchange, r *http.Request) error {
+	p, err := s.plan(rt, ax, r)
 	if err != nil {
 		return err
 	}
@@ -230,7 +242,7 @@ func (s *Server) serveOp(o op, ax *authedExchange, r *http.Request) error {
 		return err
 	}
 	if p.copy != nil && p.copy.crossKey() {
-		if ax.rt.copyMode == config.CopyStream {
+		if ax.rt.streamCrossKey {
 			return s.streamCopy(ax, r, p)
 		}
 		resp, err := s.send(ctx, p, ax.exchange)
@@ -274,20 +286,37 @@ type plan struct {
 	contentMD5             string    // hex of the client's Content-MD5, which the upstream checks
 }
 
-func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) {
+func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, error) {
+	o := rt.op
 	t := ax.target
 	kr := ax.rt.ring
 	if o.Class == ssePostForm {
 		return nil, refusePostForm(kr, t.Bucket)
 	}
-	query := r.URL.Query()
-	for _, p := range presignParams {
-		query.Del(p)
-	}
 	if reservedKey(t.Key) {
 		return nil, errReserved()
 	}
-	ur := &upstreamRequest{Method: r.Method, Target: t, Query: query, Header: outboundHeaders(r.Header)}
+	q := infoOf(r).query
+	if err := rt.checkRequest(q, r.Header); err != nil {
+		return nil, err
+	}
+	if rt.access != accessNone && !ax.rt.allowAccess {
+		if rt.access == accessWidens {
+			return nil, errAccessChange(o.Name)
+		}
+		if err := checkAccessHeaders(r.Header); err != nil {
+			return nil, err
+		}
+	}
+	ur := &upstreamRequest{Method: r.Method, Target: t, Query: rt.upstreamQuery(q), Header: rt.outboundHeaders(r.Header)}
+	if tok := q.Get("continuation-token"); o == opListObjectsV2 && tok != "" {
+		up, err := ax.rt.tokens.open(tok)
+		if err != nil {
+			return nil, err
+		}
+		ur.Query.Set("continuation-token", up)
+		ax.clientToken = tok
+	}
 	p := &plan{op: o, req: ur}
 	if o.Class != ssePass {
 		d := kr.Match(t.Bucket, t.Key)
@@ -321,6 +350,9 @@ func (s *Server) plan(o op, ax *authedExchange, r *http.Request) (*plan, error) 
 	}
 	if r.Method == http.MethodPut || r.Method == http.MethodPost {
 		if err := planBody(ax, r, p); err != nil {
+			return nil, err
+		}
+		if err := s.checkBody(rt, ax, p); err != nil {
 			return nil, err
 		}
 	}

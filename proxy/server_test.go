@@ -113,7 +113,7 @@ const (
 // withoutCA leaves the upstream's certificate untrusted.
 const withoutCA = true
 
-func newTestProxy(t *testing.T, noCA ...bool) *testProxy {
+func newTestProxy(t testing.TB, noCA ...bool) *testProxy {
 	t.Helper()
 	up := &fakeS3{}
 	us := httptest.NewTLSServer(up)
