@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/minio/minio-go/v7/pkg/signer"
@@ -295,5 +296,46 @@ func TestSOSZoneStreamsCrossKeyCopies(t *testing.T) {
 				t.Errorf("zone %q: native copy tried = %v, want %v", zone, native, zone == "")
 			}
 		})
+	}
+}
+
+// hookRecorder is an Observer with the optional hooks metrics implements.
+type hookRecorder struct {
+	statsRecorder
+	conns, handshakes, indexOK atomicCount
+}
+
+type atomicCount struct{ n atomic.Int64 }
+
+func (h *hookRecorder) UpstreamConnOpened()          { h.conns.n.Add(1) }
+func (h *hookRecorder) UpstreamTLSHandshake(ok bool) { h.handshakes.n.Add(1) }
+func (h *hookRecorder) IndexWrite(ok bool) {
+	if ok {
+		h.indexOK.n.Add(1)
+	}
+}
+
+// TestObserverHooks: the observer hears of upstream connections and TLS
+// handshakes, of index writes, and of the rule that decided.
+func TestObserverHooks(t *testing.T) {
+	p := newTestProxy(t)
+	obs := &hookRecorder{}
+	p.h.obs = obs
+	if err := p.h.Reload(p.cfg, p.h.rt.Load().ring); err != nil {
+		t.Fatal(err)
+	}
+	p.up.etag = `"upstream-etag"`
+	p.do(t, "PUT", "/enc/secret/x", []byte("data"), nil)
+	if obs.conns.n.Load() == 0 || obs.handshakes.n.Load() == 0 {
+		t.Errorf("connections %d, handshakes %d: want both counted", obs.conns.n.Load(), obs.handshakes.n.Load())
+	}
+	if obs.indexOK.n.Load() != 1 {
+		t.Errorf("index writes %d, want 1", obs.indexOK.n.Load())
+	}
+	obs.mu.Lock()
+	st := obs.stats[len(obs.stats)-1]
+	obs.mu.Unlock()
+	if st.RuleBucket != "enc" || st.RulePrefix != "" || st.Op != "PutObject" {
+		t.Errorf("stats %+v: want the rule enc/ of a PutObject", st)
 	}
 }

@@ -222,11 +222,22 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	resp, err := s.roundTrip(ctx, ex, ur, nil)
 	if err != nil {
 		s.logIndexError(ex, "writing", err.Error())
+		s.indexWrite(false)
 		return
 	}
 	drain(resp)
 	if resp.StatusCode != http.StatusOK {
 		s.logIndexError(ex, "writing", resp.Status)
+	}
+	s.indexWrite(resp.StatusCode == http.StatusOK)
+}
+
+// indexObserver hears of index writes (metrics' IndexObserver).
+type indexObserver interface{ IndexWrite(ok bool) }
+
+func (s *Server) indexWrite(ok bool) {
+	if io, is := s.obs.(indexObserver); is {
+		io.IndexWrite(ok)
 	}
 }
 

@@ -115,7 +115,7 @@ func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
 	if cfg == nil || ring == nil {
 		return errors.New("proxy: Reload needs a config and a keyring")
 	}
-	up, err := newUpstream(cfg.Upstream)
+	up, err := newUpstream(cfg.Upstream, s.obs)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,9 @@ type exchange struct {
 
 	authFailed bool
 	decision   string
-	upstream   time.Duration
+	// ruleBucket and rulePrefix name the rule that decided (metrics).
+	ruleBucket, rulePrefix string
+	upstream               time.Duration
 }
 
 const exchangeKey ctxKey = 1
@@ -321,6 +323,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 	if o.Class != ssePass {
 		d := kr.Match(t.Bucket, t.Key)
 		ax.decision = decisionName(d)
+		ax.ruleBucket, ax.rulePrefix = d.Bucket, d.Prefix
 		if d.Deny {
 			return nil, denied(t.Bucket, t.Key)
 		}
@@ -756,7 +759,7 @@ func (s *Server) finish(ex *exchange) {
 	if s.obs != nil {
 		s.obs.ObserveRequest(RequestStats{
 			Op: ex.op, Status: status, ErrCode: ex.errCode, AuthFailed: ex.authFailed,
-			Decision: ex.decision, KeyID: ex.keyID, BytesIn: ex.bytesIn, BytesOut: ex.w.n,
+			Decision: ex.decision, KeyID: ex.keyID, RuleBucket: ex.ruleBucket, RulePrefix: ex.rulePrefix, BytesIn: ex.bytesIn, BytesOut: ex.w.n,
 			Duration: time.Since(ex.start), Upstream: ex.upstream,
 		})
 	}

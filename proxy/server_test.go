@@ -31,6 +31,7 @@ type fakeS3 struct {
 	status  int
 	body    string
 	echoMD5 string // answer with this SSE-C key MD5, as S3 echoes it
+	etag    string // answer with this ETag header
 	mark    int    // first() looks at requests from here on
 }
 
@@ -46,6 +47,9 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, recorded{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), b, err})
 	status, body := f.status, f.body
+	if f.etag != "" {
+		w.Header().Set("ETag", f.etag)
+	}
 	if f.echoMD5 != "" {
 		w.Header().Set("X-Amz-Server-Side-Encryption-Customer-Algorithm", "AES256")
 		w.Header().Set(hSSEKey, f.echoMD5)

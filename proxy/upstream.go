@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -28,7 +29,14 @@ type upstream struct {
 	client    *http.Client
 }
 
-func newUpstream(cfg config.Upstream) (*upstream, error) {
+// upstreamObserver hears of connections to the upstream (metrics'
+// UpstreamObserver; the proxy asserts its Options.Observer to it).
+type upstreamObserver interface {
+	UpstreamConnOpened()
+	UpstreamTLSHandshake(ok bool)
+}
+
+func newUpstream(cfg config.Upstream, obs Observer) (*upstream, error) {
 	base, err := url.Parse(cfg.Endpoint)
 	if err != nil || base.Host == "" {
 		return nil, fmt.Errorf("upstream.endpoint: %q is not a URL", cfg.Endpoint)
@@ -37,10 +45,34 @@ func newUpstream(cfg config.Upstream) (*upstream, error) {
 	if err != nil {
 		return nil, err
 	}
+	dial := stallDialer(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, time.Duration(cfg.StallTimeout))
+	if uo, ok := obs.(upstreamObserver); ok {
+		// Count connections and the handshakes that were verified (a
+		// failed verification ends before VerifyConnection is called).
+		inner := dial
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := inner(ctx, network, addr)
+			if err == nil {
+				uo.UpstreamConnOpened()
+			}
+			return c, err
+		}
+		if tlsConf != nil {
+			tlsConf = tlsConf.Clone()
+			verify := tlsConf.VerifyConnection
+			tlsConf.VerifyConnection = func(cs tls.ConnectionState) error {
+				var err error
+				if verify != nil {
+					err = verify(cs)
+				}
+				uo.UpstreamTLSHandshake(err == nil)
+				return err
+			}
+		}
+	}
 	tr := &http.Transport{
-		Proxy: nil, // the upstream is reached directly: keys must not pass an HTTP proxy
-		DialContext: stallDialer(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
-			time.Duration(cfg.StallTimeout)),
+		Proxy:                 nil, // the upstream is reached directly: keys must not pass an HTTP proxy
+		DialContext:           dial,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   10 * time.Second,
 		MaxIdleConns:          256,
