@@ -495,8 +495,8 @@ func TestReloadSwapsKeysAndObserverSees(t *testing.T) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	want := []RequestStats{
-		{Op: "PutObject", Status: 200, Decision: "encrypt", KeyID: "cur", BytesIn: 3},
-		{Op: "PutObject", Status: 200, Decision: "encrypt", KeyID: "other", BytesIn: 3},
+		{Op: "PutObject", Status: 200, Decision: "encrypt", KeyID: "cur", RuleBucket: "enc", BytesIn: 3},
+		{Op: "PutObject", Status: 200, Decision: "encrypt", KeyID: "other", RuleBucket: "enc", BytesIn: 3},
 		{Op: "PutObject", Status: 403, ErrCode: "AccessDenied", Decision: "deny"},
 	}
 	if len(rec.stats) != len(want) {
