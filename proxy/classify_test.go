@@ -303,12 +303,14 @@ func TestSOSZoneStreamsCrossKeyCopies(t *testing.T) {
 type hookRecorder struct {
 	statsRecorder
 	conns, handshakes, indexOK atomicCount
+	pending                    func() int
 }
 
 type atomicCount struct{ n atomic.Int64 }
 
 func (h *hookRecorder) UpstreamConnOpened()          { h.conns.n.Add(1) }
 func (h *hookRecorder) UpstreamTLSHandshake(ok bool) { h.handshakes.n.Add(1) }
+func (h *hookRecorder) SetIndexPending(func() int)   {}
 func (h *hookRecorder) IndexWrite(ok bool) {
 	if ok {
 		h.indexOK.n.Add(1)
@@ -335,6 +337,11 @@ func TestObserverHooks(t *testing.T) {
 	obs.mu.Lock()
 	st := obs.stats[len(obs.stats)-1]
 	obs.mu.Unlock()
+	h, err := New(Options{Config: p.cfg, Keyring: p.h.rt.Load().ring, Observer: obs})
+	if err != nil || obs.pending == nil || obs.pending() != 0 {
+		t.Errorf("New did not hand the observer the index backlog (%v)", err)
+	}
+	_ = h
 	if st.RuleBucket != "enc" || st.RulePrefix != "" || st.Op != "PutObject" {
 		t.Errorf("stats %+v: want the rule enc/ of a PutObject", st)
 	}

@@ -219,6 +219,8 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	// has gone meanwhile.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	s.indexPending.Add(1)
+	defer s.indexPending.Add(-1)
 	resp, err := s.roundTrip(ctx, ex, ur, nil)
 	if err != nil {
 		s.logIndexError(ex, "writing", err.Error())
@@ -233,7 +235,10 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 }
 
 // indexObserver hears of index writes (metrics' IndexObserver).
-type indexObserver interface{ IndexWrite(ok bool) }
+type indexObserver interface {
+	IndexWrite(ok bool)
+	SetIndexPending(func() int)
+}
 
 func (s *Server) indexWrite(ok bool) {
 	if io, is := s.obs.(indexObserver); is {

@@ -69,6 +69,8 @@ type Server struct {
 	obs    Observer
 	now    func() time.Time
 	router *mux.Router
+	// indexPending counts index writes started and not finished (metrics).
+	indexPending atomic.Int64
 }
 
 // runtime is everything a config determines. A request uses the runtime
@@ -106,6 +108,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.router = newRouter(s.handle, http.HandlerFunc(s.unrouted))
+	if io, ok := o.Observer.(indexObserver); ok {
+		io.SetIndexPending(func() int { return int(s.indexPending.Load()) })
+	}
 	return s, nil
 }
 
