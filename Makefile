@@ -49,5 +49,20 @@ bench: deps build
 bench-short: deps build
 	$(GO) run ./bench -short -proxy-bin $(BIN)
 
+# The container image from the Dockerfile, with docker (when its daemon
+# answers) or podman, whichever is there (podman with --format docker,
+# which keeps the HEALTHCHECK).
+IMAGE   ?= ssec-proxy:latest
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+.PHONY: image
+image:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  set -x; docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .; \
+	elif command -v podman >/dev/null 2>&1; then \
+	  set -x; podman build --format docker --build-arg VERSION=$(VERSION) -t $(IMAGE) .; \
+	else \
+	  echo "make image: no docker (with a running daemon) and no podman"; exit 1; \
+	fi
+
 clean:
 	rm -rf bin

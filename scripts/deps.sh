@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, once; later runs find it cached.
 #   - the pinned MinIO server (go install, into ~/.cache/ssec-proxy/bin)
-#   - with --clients: Debian's awscli, s3cmd, rclone, python3-boto3 and nginx-light (apt-get, as root)
+#   - with --clients: Debian's awscli, s3cmd, rclone, python3-boto3, nginx-light, prometheus (promtool),
+#     podman and runc (apt-get, as root)
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c # keep in step with internal/miniotest.Version
@@ -26,12 +27,14 @@ if [ "${1:-}" = "--clients" ]; then
   /usr/bin/python3 -c 'import boto3' 2>/dev/null || need+=(python3-boto3)
   command -v nginx >/dev/null || need+=(nginx-light) # the benchmark's CPU floor (make bench)
   command -v promtool >/dev/null || need+=(prometheus) # promtool: checks deploy/prometheus/alerts.yaml (metrics tests)
+  command -v podman >/dev/null || need+=(podman) # builds and runs the image (cmd/ssec-proxy TestImage)
+  command -v runc >/dev/null || need+=(runc)
   if [ ${#need[@]} -gt 0 ]; then
     echo "deps: apt-get install ${need[*]}"
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "deps: awscli, s3cmd, rclone, python3-boto3 and nginx already installed"
+    echo "deps: the clients, nginx, promtool, podman and runc already installed"
   fi
 fi

@@ -802,9 +802,11 @@ func TestDecodeK8sStrict(t *testing.T) {
 	}
 }
 
-// TestDockerfile: the build is static and trimmed as the tests build it
+// TestDockerfile: the base images are build arguments defaulting to the
+// real ones, the build is static and trimmed as the tests build it
 // (dockerBuildFlags), the runtime is non-root, and ENTRYPOINT, CMD and
-// HEALTHCHECK run subcommands and flags that exist.
+// HEALTHCHECK run subcommands and flags that exist. TestImage builds and
+// runs it.
 func TestDockerfile(t *testing.T) {
 	b, err := os.ReadFile("../../Dockerfile")
 	if err != nil {
@@ -813,10 +815,17 @@ func TestDockerfile(t *testing.T) {
 	text := strings.ReplaceAll(string(b), "\\\n", " ")
 	var build, user string
 	exec := map[string][]string{}
+	args := map[string]string{}
+	var froms []string
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		instr, rest, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(instr) {
+		case "ARG":
+			k, v, _ := strings.Cut(rest, "=")
+			args[k] = v
+		case "FROM":
+			froms = append(froms, strings.Fields(rest)[0])
 		case "RUN":
 			if strings.Contains(rest, "go build") {
 				build = rest
@@ -832,6 +841,25 @@ func TestDockerfile(t *testing.T) {
 			}
 			exec[instr] = jsonArgs(t, instr, cmd)
 		}
+	}
+	// Both base images are build arguments, with the real ones as defaults;
+	// the Go image's version is go.mod's.
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gover := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if gover == nil || args["GO_IMAGE"] != "docker.io/library/golang:"+string(gover[1])+"-bookworm" {
+		t.Errorf("ARG GO_IMAGE=%s, want docker.io/library/golang:<go.mod's go version>-bookworm (%s)", args["GO_IMAGE"], gover)
+	}
+	if args["BASE_IMAGE"] != "gcr.io/distroless/static-debian12:nonroot" {
+		t.Errorf("ARG BASE_IMAGE=%s, want gcr.io/distroless/static-debian12:nonroot", args["BASE_IMAGE"])
+	}
+	if len(froms) == 0 || !slices.Contains(froms, "${GO_IMAGE}") || froms[len(froms)-1] != "${BASE_IMAGE}" {
+		t.Errorf("FROM lines %v: want the build on ${GO_IMAGE} and the runtime (last) on ${BASE_IMAGE}", froms)
+	}
+	if !slices.Contains(froms, "build-${BINARY:-source}") {
+		t.Errorf("FROM lines %v: the build stage must default to build-source (TestImage checks that podman goes there)", froms)
 	}
 	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w`} {
 		if !strings.Contains(build, want) {
