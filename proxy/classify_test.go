@@ -308,9 +308,9 @@ type hookRecorder struct {
 
 type atomicCount struct{ n atomic.Int64 }
 
-func (h *hookRecorder) UpstreamConnOpened()          { h.conns.n.Add(1) }
-func (h *hookRecorder) UpstreamTLSHandshake(ok bool) { h.handshakes.n.Add(1) }
-func (h *hookRecorder) SetIndexPending(func() int)   {}
+func (h *hookRecorder) UpstreamConnOpened()           { h.conns.n.Add(1) }
+func (h *hookRecorder) UpstreamTLSHandshake(ok bool)  { h.handshakes.n.Add(1) }
+func (h *hookRecorder) SetIndexPending(fn func() int) { h.pending = fn }
 func (h *hookRecorder) IndexWrite(ok bool) {
 	if ok {
 		h.indexOK.n.Add(1)
