@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -344,5 +345,41 @@ func TestObserverHooks(t *testing.T) {
 	_ = h
 	if st.RuleBucket != "enc" || st.RulePrefix != "" || st.Op != "PutObject" {
 		t.Errorf("stats %+v: want the rule enc/ of a PutObject", st)
+	}
+}
+
+// TestRefusedSSECWriteExplained: an upstream that refuses an SSE-C write
+// (AWS's 403 where the bucket blocks SSE-C; 501 or a 400 about encryption
+// elsewhere) gets the client an S3 error that says so and what to change;
+// other answers pass as they came.
+func TestRefusedSSECWriteExplained(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		want       string // in the message; "" when passed as it came
+	}{
+		{"aws-blocked", `<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`, 403, "BlockedEncryptionTypes NONE"},
+		{"not-implemented", `<Error><Code>NotImplemented</Code><Message>SSE-C is not supported</Message></Error>`, 501, "does not take SSE-C writes"},
+		{"bad-request-encryption", `<Error><Code>InvalidArgument</Code><Message>Server side encryption with customer keys is not supported</Message></Error>`, 400, "does not take SSE-C writes"},
+		{"other-bad-request", `<Error><Code>InvalidTag</Code><Message>bad tag</Message></Error>`, 400, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestProxy(t)
+			p.up.status, p.up.body = tc.status, tc.body
+			resp := p.do(t, "PUT", "/enc/secret/x", []byte("data"), nil)
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want the upstream's %d", resp.StatusCode, tc.status)
+			}
+			if tc.want == "" {
+				if string(b) != tc.body {
+					t.Errorf("body %q, want the upstream's as it came", b)
+				}
+				return
+			}
+			if !bytes.Contains(b, []byte(tc.want)) || !bytes.Contains(b, []byte("check --probe")) || !bytes.Contains(b, []byte(`bucket &#34;enc&#34;`)) && !bytes.Contains(b, []byte(`bucket &quot;enc&quot;`)) {
+				t.Errorf("body %s, want it to say %q, name the bucket and check --probe", b, tc.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"fmt"
@@ -332,4 +333,40 @@ func upstreamCode(body []byte) string {
 		return "no S3 error code"
 	}
 	return fmt.Sprintf("%.64s", e.Code)
+}
+
+// refusedSSEC explains an upstream's refusal of the first SSE-C write of
+// an object (PutObject, CreateMultipartUpload): AWS answers 403
+// AccessDenied where the bucket blocks SSE-C (new buckets, since April
+// 2026), other services 400 or 501. The client gets the upstream's status
+// and code with a message that says what to check; other answers, nil.
+func refusedSSEC(p *plan, bucket string, resp *http.Response) error {
+	first := p.op == opPutObject || p.op == opCreateMultipart
+	st := resp.StatusCode
+	if !first || len(p.keys) == 0 || st != http.StatusForbidden && st != http.StatusNotImplemented && st != http.StatusBadRequest {
+		return nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	resp.Body.Close()
+	var e struct{ Code, Message string }
+	_ = xml.Unmarshal(b, &e)
+	if st == http.StatusBadRequest && !mentionsEncryption(e.Code+" "+e.Message) {
+		resp.Body = io.NopCloser(bytes.NewReader(b)) // another 400: passed on as it came
+		return nil
+	}
+	code := s3err.Code{Name: fmt.Sprintf("%.64s", e.Code), Status: st}
+	if code.Name == "" {
+		code.Name = http.StatusText(st)
+	}
+	hint := "if the bucket blocks SSE-C (AWS blocks it on new buckets since April 2026), allow it with put-bucket-encryption and BlockedEncryptionTypes NONE; otherwise check that the upstream credentials may write there"
+	if st != http.StatusForbidden {
+		hint = "the upstream does not take SSE-C writes there, so no rule that encrypts can be used with it"
+	}
+	return s3err.New(code, "the upstream refused the SSE-C write to bucket %q (%d %s: %.200s): %s; ssec-proxy check --probe tests each bucket",
+		bucket, st, code.Name, e.Message, hint)
+}
+
+func mentionsEncryption(s string) bool {
+	s = strings.ToLower(s)
+	return strings.Contains(s, "encrypt") || strings.Contains(s, "sse") || strings.Contains(s, "customer")
 }

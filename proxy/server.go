@@ -272,6 +272,9 @@ func (s *Server) serveOp(rt *route, ax *authedExchange, r *http.Request) error {
 }
 
 func (s *Server) adjustAndRespond(ctx context.Context, ex *exchange, r *http.Request, p *plan, resp *http.Response) error {
+	if err := refusedSSEC(p, ex.target.Bucket, resp); err != nil {
+		return err
+	}
 	if err := s.adjustETags(ctx, ex, p, resp); err != nil {
 		resp.Body.Close()
 		return err
