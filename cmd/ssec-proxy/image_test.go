@@ -1,7 +1,8 @@
 package main
 
 // TestImage builds the repository's Dockerfile with podman and runs the
-// image as the Kubernetes sidecar manifest runs it, against the test MinIO.
+// image as the Kubernetes manifests (sidecar, gateway) run it, against the
+// test MinIO.
 // Registries are out of reach here, so the test makes its own stand-ins for
 // the two base images: no Go image is needed (BINARY=prebuilt takes the
 // binary that proxyBinary builds with the Dockerfile's flags), and the
@@ -32,6 +33,10 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/ssec-proxy/ssec-proxy/config"
+	"github.com/ssec-proxy/ssec-proxy/internal/certs"
+	"github.com/ssec-proxy/ssec-proxy/internal/miniotest"
 )
 
 // podman is the podman command line of the image tests: runc and cgroupfs
@@ -183,46 +188,19 @@ func hasMsg(entries []map[string]any, msg string) bool {
 	return slices.ContainsFunc(entries, func(e map[string]any) bool { return e["msg"] == msg })
 }
 
-// TestImage: the image that the Dockerfile builds, run read-only with the
-// sidecar manifest's config, args, env names, mounts and security context,
-// against MinIO: a client's round trip works and is encrypted upstream (a
-// direct GET without the key fails, with it works); the HEALTHCHECK command
-// passes; the process runs as 65532; there is no shell; SIGTERM (podman
-// stop) ends it cleanly, with exit status 0 and the shutdown in its log;
-// no secret reaches the log.
+// TestImage: the image that the Dockerfile builds (podman goes through the
+// build-source stage by default; BINARY=prebuilt needs no Go image), run
+// read-only as each Kubernetes manifest runs it (sidecar, then gateway),
+// against MinIO.
 func TestImage(t *testing.T) {
 	pm := needPodman(t)
 	mc := needMinio(t)
 	bin := proxyBinary(t)
 	lockImageTest(t)
 
-	// The sidecar as the manifest declares it.
-	s := loadK8sSet(t, filepath.Join(deployDir, "kubernetes"))
-	var pod *proxyPod
-	for _, d := range s.deployments {
-		pod = checkDeployment(t, s, d)
-	}
-	if pod == nil || pod.cfg == nil {
-		t.Fatal("no sidecar Deployment with a valid config in deploy/kubernetes")
-	}
-	cfg := pod.cfg
-	for _, addr := range []string{cfg.Listen, cfg.Admin.Listen} {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("the manifest's address %s is taken on this machine (the container runs with --network host): %v", addr, err)
-		}
-		ln.Close()
-	}
-
 	id := strings.ToLower(hexString(4))
-	base, image, name := "localhost/ssec-proxy-test-base:"+id, "localhost/ssec-proxy-test:"+id, "ssec-proxy-test-"+id
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("container log:\n%s", pm.logs(name))
-		}
-		_, _ = pm.run("rm", "-f", "-t", "0", name)
-		_, _ = pm.run("rmi", "-f", image, base)
-	})
+	base, image := "localhost/ssec-proxy-test-base:"+id, "localhost/ssec-proxy-test:"+id
+	t.Cleanup(func() { _, _ = pm.run("rmi", "-f", image, base) })
 
 	// The runtime base stand-in, then the image from the Dockerfile.
 	ca, err := os.ReadFile(mc.CAFile)
@@ -269,8 +247,6 @@ func TestImage(t *testing.T) {
 		Config struct {
 			User       string
 			Entrypoint []string
-			Cmd        []string
-			Env        []string
 		}
 		HealthCheck struct{ Test []string } `json:"Healthcheck"`
 	}
@@ -286,8 +262,74 @@ func TestImage(t *testing.T) {
 		t.Fatalf("image healthcheck %v, want [CMD …] (built with --format docker?)", hc)
 	}
 
-	// What the manifest mounts: the ConfigMap's config, the keys Secret,
-	// the state emptyDir (written by 65532, as fsGroup makes it).
+	t.Run("sidecar", func(t *testing.T) {
+		runAsManifest(t, pm, mc, image, hc[1:], filepath.Join(deployDir, "kubernetes"))
+	})
+	t.Run("gateway", func(t *testing.T) {
+		runAsManifest(t, pm, mc, image, hc[1:], filepath.Join(deployDir, "kubernetes", "gateway"))
+	})
+}
+
+// runAsManifest runs the image as the one Deployment in dir runs it: its
+// config from the ConfigMap, its args, its env names (with MinIO for SOS and
+// made-up team credentials), its mounts and its security context, with
+// --network host. Then: a client's round trip works and is encrypted
+// upstream (a direct GET without the key fails, with it works); where the
+// config has its own clients, the SOS credentials are refused; the
+// HEALTHCHECK command (healthcheck) passes, by podman healthcheck run and by
+// exec; the process runs as 65532; there is no shell; the root filesystem
+// is read-only; SIGTERM (podman stop) ends it cleanly, with exit status 0
+// and the shutdown in its log; no secret reaches the log.
+func runAsManifest(t *testing.T, pm *podman, mc *miniotest.Server, image string, healthcheck []string, dir string) {
+	s := loadK8sSet(t, dir)
+	if len(s.deployments) != 1 {
+		t.Fatalf("%s: %d Deployments, want 1", dir, len(s.deployments))
+	}
+	pod := checkDeployment(t, s, s.deployments[0])
+	if pod.cfg == nil {
+		t.Fatalf("%s: no valid config", pod.where)
+	}
+	for _, addr := range []string{pod.cfg.Listen, pod.cfg.Admin.Listen} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("the manifest's address %s is taken on this machine (the container runs with --network host): %v", addr, err)
+		}
+		ln.Close()
+	}
+	id := strings.ToLower(hexString(4))
+	name := "ssec-proxy-test-" + id
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("container log:\n%s", pm.logs(name))
+		}
+		_, _ = pm.run("rm", "-f", "-t", "0", name)
+	})
+
+	// The manifest's env names, with this test's values: MinIO for SOS.
+	values := map[string]string{"SOS_ENDPOINT": "https://" + hostOf(t, mc.Endpoint), "SOS_REGION": "us-east-1",
+		"SOS_ACCESS_KEY": mc.AccessKey, "SOS_SECRET_KEY": mc.SecretKey}
+	for _, e := range pod.c.Env {
+		if _, ok := values[e.Name]; ok {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(e.Name, "TEAM_") && strings.HasSuffix(e.Name, "_ACCESS_KEY"):
+			values[e.Name] = "team-" + id
+		case strings.HasPrefix(e.Name, "TEAM_") && strings.HasSuffix(e.Name, "_SECRET_KEY"):
+			values[e.Name] = "team-secret-" + hexString(12)
+		default:
+			t.Fatalf("the manifest sets %s, which this test does not know how to fill", e.Name)
+		}
+	}
+	cfg, err := config.Parse([]byte(pod.cfgRaw), "ConfigMap", func(k string) (string, bool) { v, ok := values[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("the config with this test's env: %v", err)
+	}
+
+	// What the manifest mounts: the ConfigMap's config, the Secrets (mode
+	// 0440, group 65532, as defaultMode and fsGroup make them), the state
+	// emptyDir.
+	tmp := t.TempDir()
 	dirs := map[string]string{}
 	for _, m := range pod.c.VolumeMounts {
 		d := filepath.Join(tmp, "vol-"+m.Name)
@@ -299,7 +341,6 @@ func TestImage(t *testing.T) {
 		}
 		dirs[m.MountPath] = d
 	}
-	cfgPath := flagValue(pod.c.Args, "config")
 	hostPath := func(p string) string {
 		for mp, d := range dirs {
 			if strings.HasPrefix(p, mp+"/") {
@@ -309,37 +350,53 @@ func TestImage(t *testing.T) {
 		t.Fatalf("%s is on no mount of the manifest", p)
 		return ""
 	}
-	if err := os.WriteFile(hostPath(cfgPath), []byte(pod.cfgRaw), 0o644); err != nil {
+	secretFile := func(p string, data []byte) {
+		f := hostPath(p)
+		if err := os.WriteFile(f, data, 0o440); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(f, 0, 65532); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(hostPath(flagValue(pod.c.Args, "config")), []byte(pod.cfgRaw), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	keys := map[string][]byte{}
 	for _, k := range cfg.Keys {
 		keys[k.ID] = randomBytes(32)
-		f := hostPath(k.File)
-		if err := os.WriteFile(f, []byte(base64.StdEncoding.EncodeToString(keys[k.ID])+"\n"), 0o440); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(f, 0, 65532); err != nil { // a Secret volume with defaultMode 0440 and fsGroup 65532
-			t.Fatal(err)
-		}
+		secretFile(k.File, []byte(base64.StdEncoding.EncodeToString(keys[k.ID])+"\n"))
 	}
 	if len(cfg.Rules) == 0 || len(keys) == 0 {
-		t.Fatal("the sidecar's config has no rule or key to test with")
+		t.Fatal("the config has no rule or key to test with")
 	}
 	rule := cfg.Rules[0]
+	var clientCA string
+	switch cfg.TLS.Mode {
+	case config.TLSFiles: // the Secret's certificate, from a CA of the test's
+		f, err := certs.Ensure(filepath.Join(tmp, "tls-ca"), []string{"localhost", "127.0.0.1", s.services[0].Name + ".default.svc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for src, dst := range map[string]string{f.Cert: cfg.TLS.Cert, f.Key: cfg.TLS.Key} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			secretFile(dst, b)
+		}
+		clientCA = f.CA
+	case config.TLSAuto: // the proxy's own CA, in the state volume
+		clientCA = filepath.Join(dirs[cfg.StateDir], "tls", "ca.crt")
+	default:
+		t.Fatalf("tls.mode %s", cfg.TLS.Mode)
+	}
 
-	// The manifest's env names, with this test's values: MinIO for SOS.
-	u := "https://" + hostOf(t, mc.Endpoint)
-	values := map[string]string{"SOS_ENDPOINT": u, "SOS_REGION": "us-east-1", "SOS_ACCESS_KEY": mc.AccessKey, "SOS_SECRET_KEY": mc.SecretKey}
 	// No systemd here for podman's health check timers: the test runs the
 	// check itself (podman healthcheck run, below).
 	args := []string{"run", "-d", "--name", name, "--network", "host", "--log-driver", "k8s-file", "--health-interval", "disable"}
 	for _, e := range pod.c.Env {
-		v, ok := values[e.Name]
-		if !ok {
-			t.Fatalf("the manifest sets %s, which this test does not know how to fill", e.Name)
-		}
-		args = append(args, "--env", e.Name+"="+v)
+		args = append(args, "--env", e.Name+"="+values[e.Name])
 	}
 	for _, m := range pod.c.VolumeMounts {
 		mode := "rw"
@@ -376,6 +433,11 @@ func TestImage(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	if cfg.TLS.Mode == config.TLSAuto {
+		if st, err := os.Stat(clientCA); err != nil || st.Sys().(*syscall.Stat_t).Uid != 65532 {
+			t.Fatalf("the proxy's CA in the state volume: %v (want it written by uid 65532)", err)
+		}
+	}
 
 	// A client's round trip through the container.
 	ctx := context.Background()
@@ -385,20 +447,24 @@ func TestImage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	caFile := filepath.Join(dirs[cfg.StateDir], "tls", "ca.crt")
-	if st, err := os.Stat(caFile); err != nil || st.Sys().(*syscall.Stat_t).Uid != 65532 {
-		t.Fatalf("the proxy's CA in the state volume: %v (want it written by uid 65532)", err)
+	through := func(ak, sk string) *minio.Client {
+		c, err := minio.New(dialable(cfg.Listen), &minio.Options{
+			Creds:        credentials.NewStaticV4(ak, sk, ""),
+			Secure:       true,
+			Transport:    trusting(t, clientCA),
+			Region:       "us-east-1",
+			BucketLookup: minio.BucketLookupPath,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	pc, err := minio.New(dialable(cfg.Listen), &minio.Options{
-		Creds:        credentials.NewStaticV4(mc.AccessKey, mc.SecretKey, ""),
-		Secure:       true,
-		Transport:    trusting(t, caFile),
-		Region:       "us-east-1",
-		BucketLookup: minio.BucketLookupPath,
-	})
-	if err != nil {
-		t.Fatal(err)
+	ak, sk := cfg.Upstream.AccessKey, cfg.Upstream.SecretKey
+	if len(cfg.Clients) > 0 {
+		ak, sk = cfg.Clients[0].AccessKey, cfg.Clients[0].SecretKey
 	}
+	pc := through(ak, sk)
 	object := rule.Prefix + "image-test/" + id
 	body := randomBytes(300 << 10)
 	if _, err := pc.PutObject(ctx, rule.Bucket, object, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
@@ -420,13 +486,19 @@ func TestImage(t *testing.T) {
 	if got := readAll(t, direct, rule.Bucket, object, minio.GetObjectOptions{ServerSideEncryption: w.ssec(rule.Key)}); !bytes.Equal(got, body) {
 		t.Errorf("a direct GET with key %s: %d bytes, not what was put", rule.Key, len(got))
 	}
+	ownClients := !slices.ContainsFunc(cfg.Clients, func(c config.Client) bool { return c.AccessKey == cfg.Upstream.AccessKey })
+	if ownClients {
+		if _, err := through(mc.AccessKey, mc.SecretKey).StatObject(ctx, rule.Bucket, object, minio.StatObjectOptions{}); err == nil {
+			t.Error("the proxy takes the SOS credentials from a client, though the config names its own clients")
+		}
+	}
 
 	// The image's HEALTHCHECK, as the runtime runs it, and the same command by exec.
 	if out, err := pm.run("healthcheck", "run", name); err != nil {
-		t.Errorf("podman healthcheck run (%v): %v %s", hc, err, out)
+		t.Errorf("podman healthcheck run: %v %s", err, out)
 	}
-	if out, err := pm.run(append([]string{"exec", name}, hc[1:]...)...); err != nil || !strings.Contains(out, "healthy: ") {
-		t.Errorf("exec %v: %v %q", hc[1:], err, out)
+	if out, err := pm.run(append([]string{"exec", name}, healthcheck...)...); err != nil || !strings.Contains(out, "healthy: ") {
+		t.Errorf("exec %v: %v %q", healthcheck, err, out)
 	}
 	// The process's uid, seen from the host.
 	pid := strings.TrimSpace(pm.must("inspect", "-f", "{{.State.Pid}}", name))
@@ -466,9 +538,19 @@ func TestImage(t *testing.T) {
 			t.Errorf("the log holds key %s", id)
 		}
 	}
-	if strings.Contains(raw, mc.SecretKey) {
-		t.Error("the log holds the upstream secret key")
+	for _, secret := range append([]string{mc.SecretKey}, clientSecrets(cfg)...) {
+		if strings.Contains(raw, secret) {
+			t.Error("the log holds a secret key")
+		}
 	}
+}
+
+func clientSecrets(cfg *config.Config) []string {
+	var out []string
+	for _, c := range cfg.Clients {
+		out = append(out, c.SecretKey)
+	}
+	return out
 }
 
 func readAll(t *testing.T, c *minio.Client, bucket, object string, opts minio.GetObjectOptions) []byte {
