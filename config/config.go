@@ -76,6 +76,11 @@ type Config struct {
 	// ETagsUpstream (the upstream's, as it comes: no MD5 to compute, no
 	// index to write).
 	ETags string `yaml:"etags"`
+	// ClientsSigV2 accepts clients that sign with Signature Version 2
+	// (boto3's presigned URLs in us-east-1, s3cmd with signature_v2, boto
+	// 2); nil means true. V2 signs no payload: a V2 upload is as intact
+	// as its Content-MD5, which the upstream checks, when sent.
+	ClientsSigV2 *bool `yaml:"clients_sigv2"`
 	// ShutdownGrace is how long transfers in flight may take to finish
 	// after SIGTERM/SIGINT; default DefaultShutdownGrace.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`

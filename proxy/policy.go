@@ -24,6 +24,7 @@ const (
 var presignParams = []string{
 	"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
 	"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token", "X-Amz-Content-Sha256",
+	"AWSAccessKeyId", "Expires", "Signature", // SigV2 (proxy/sigv2)
 }
 
 // hasHeaderPrefix reports whether h holds a header whose canonical name

@@ -27,6 +27,7 @@ import (
 	"github.com/ssec-proxy/ssec-proxy/config"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
+	"github.com/ssec-proxy/ssec-proxy/proxy/sigv2"
 	"github.com/ssec-proxy/ssec-proxy/proxy/sigv4"
 )
 
@@ -78,8 +79,10 @@ type Server struct {
 type runtime struct {
 	domain   string
 	verifier *sigv4.Verifier
-	up       *upstream
-	ring     *keystore.Keyring
+	// verifierV2 checks SigV2 signatures; nil when clients_sigv2 is off.
+	verifierV2 *sigv2.Verifier
+	up         *upstream
+	ring       *keystore.Keyring
 	// streamCrossKey: copies between different keys are streamed without
 	// a native try first: copy: stream, or an Exoscale zone (SOS refuses
 	// them, with an error it does not document).
@@ -128,12 +131,10 @@ func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
 	for _, c := range cfg.Clients {
 		secrets[c.AccessKey] = c.SecretKey
 	}
+	creds := func(ak string) (string, bool) { sk, ok := secrets[ak]; return sk, ok }
 	rt := &runtime{
-		domain: cfg.Domain,
-		verifier: &sigv4.Verifier{
-			Credentials: func(ak string) (string, bool) { sk, ok := secrets[ak]; return sk, ok },
-			Now:         s.now,
-		},
+		domain:         cfg.Domain,
+		verifier:       &sigv4.Verifier{Credentials: creds, Now: s.now},
 		up:             up,
 		ring:           ring,
 		streamCrossKey: cfg.Upstream.Copy == config.CopyStream || cfg.Upstream.Zone != "",
@@ -144,6 +145,9 @@ func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
 	}
 	if rt.partSize <= 0 {
 		rt.partSize = config.DefaultPartSize
+	}
+	if cfg.ClientsSigV2 == nil || *cfg.ClientsSigV2 {
+		rt.verifierV2 = &sigv2.Verifier{Credentials: creds, Now: s.now}
 	}
 	if old := s.rt.Swap(rt); old != nil {
 		// Idle connections of the old transport go; busy ones finish.
@@ -190,7 +194,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(ex, r, err)
 		return
 	}
-	auth, err := rt.verifier.Verify(r)
+	auth, err := s.authenticate(rt, r, t)
 	if err != nil {
 		ex.authFailed = true
 		s.fail(ex, r, err)
@@ -207,6 +211,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), infoKey, &reqInfo{target: t, query: r.URL.Query()})
 	ctx = context.WithValue(ctx, exchangeKey, &authedExchange{ex, auth})
 	s.router.ServeHTTP(ex.w, r.WithContext(ctx))
+}
+
+// authenticate checks the client's signature: SigV4, or SigV2 where the
+// request carries one and the config accepts it. A V2 request then takes
+// the same path as a V4 one with an unsigned payload.
+func (s *Server) authenticate(rt *runtime, r *http.Request, t target) (*sigv4.Auth, error) {
+	if !sigv2.Is(r) {
+		return rt.verifier.Verify(r)
+	}
+	if rt.verifierV2 == nil {
+		return nil, s3err.New(s3err.AccessDenied, "Signature Version 2 is not accepted here; sign with SigV4")
+	}
+	vhost := ""
+	if t.VHost {
+		vhost = t.Bucket
+	}
+	a, err := rt.verifierV2.Verify(r, vhost)
+	if err != nil {
+		return nil, err
+	}
+	return sigv4.PlainAuth(r, a.AccessKey, a.SignedHeaders)
 }
 
 type authedExchange struct {

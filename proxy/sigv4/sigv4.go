@@ -560,6 +560,18 @@ func (a *Auth) requestSignature(r *http.Request, uri string, query []queryPair, 
 	return sig
 }
 
+// PlainAuth is the Auth of a request whose signature another scheme
+// checked (SigV2): its body is plain (UNSIGNED-PAYLOAD, no aws-chunked),
+// of the request's Content-Length, and an x-amz-checksum-* header, if
+// any, is verified against it as the data passes.
+func PlainAuth(r *http.Request, accessKey string, signedHeaders []string) (*Auth, error) {
+	a := &Auth{AccessKey: accessKey, Mode: Unsigned, DecodedLength: r.ContentLength, SignedHeaders: signedHeaders}
+	if err := a.headerChecksum(r.Header); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // headerChecksum finds the one x-amz-checksum-<algorithm> request header,
 // if any. A trailer and a header checksum together, or two header
 // checksums, are refused as S3 does.
