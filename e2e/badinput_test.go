@@ -275,12 +275,13 @@ func crc32B64(b []byte) string {
 
 // s3Answer is a response as the client saw it.
 type s3Answer struct {
-	status int
-	header http.Header
-	body   []byte
-	err    error // the connection failed before or while the response came
-	Code   string
-	Msg    string
+	status  int
+	header  http.Header
+	rawHead string
+	body    []byte
+	err     error // the connection failed before or while the response came
+	Code    string
+	Msg     string
 }
 
 func (a *s3Answer) String() string {
@@ -380,11 +381,15 @@ func send(t *testing.T, base string, r *rawReq) *s3Answer {
 		}
 		werr <- err
 	}()
-	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: r.method})
+	var raw bytes.Buffer
+	resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(conn, &raw)), &http.Request{Method: r.method})
 	if err != nil {
 		ans.err = err
 		<-werr
 		return ans
+	}
+	if head, _, ok := bytes.Cut(raw.Bytes(), []byte("\r\n\r\n")); ok {
+		ans.rawHead = string(head) // the header names as they were sent
 	}
 	ans.status, ans.header = resp.StatusCode, resp.Header
 	ans.body, ans.err = io.ReadAll(resp.Body)

@@ -622,9 +622,16 @@ var hopHeaders = map[string]bool{
 	"X-Amz-Request-Id": true,
 }
 
+// copyResponseHeaders passes the upstream's answer headers on. User
+// metadata names go out lower-case, as S3 sends them (Go's client made
+// them canonical, X-Amz-Meta-Foo; boto3 looks up Metadata["foo"]).
 func copyResponseHeaders(dst, src http.Header) {
 	for name, vv := range src {
-		if !hopHeaders[name] {
+		switch {
+		case hopHeaders[name]:
+		case strings.HasPrefix(name, "X-Amz-Meta-"):
+			dst[strings.ToLower(name)] = vv
+		default:
 			dst[name] = vv
 		}
 	}
