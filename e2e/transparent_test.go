@@ -3,10 +3,36 @@ package e2e
 // What S3 answers directly, the proxy answers too (issue 13).
 
 import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/minio/minio-go/v7"
+
+	"github.com/ssec-proxy/ssec-proxy/config"
 )
+
+// multipartMD5 is S3's ETag of a multipart object of parts with these
+// hex MD5s.
+func multipartMD5(md5s []string) string {
+	h := md5.New()
+	for _, m := range md5s {
+		b, _ := hex.DecodeString(m)
+		h.Write(b)
+	}
+	return fmt.Sprintf("%x-%d", h.Sum(nil), len(md5s))
+}
 
 // TestMetadataNamesLowerCase: user metadata comes back with lower-case
 // names, as S3 sends them, after a PUT and after copies with either
@@ -51,6 +77,153 @@ func TestMetadataNamesLowerCase(t *testing.T) {
 					t.Errorf("%s %s: no %q in\n%s", m, key, strings.TrimSpace(want), a.rawHead)
 				}
 			}
+		}
+	}
+}
+
+// TestTransparentSmallDifferences: issue 13 item 5 and item 4, each as S3
+// answers it.
+func TestTransparentSmallDifferences(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	c := sdk(t, true)
+	prefix := uniqueKey(t, "transparent/") + "/"
+
+	// A multipart object through the proxy.
+	mpKey := prefix + "multi"
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(mpKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := [][]byte{randomBytes(5 << 20), randomBytes(1000)}
+	var done []s3types.CompletedPart
+	var md5s []string
+	for i, p := range parts {
+		out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String("enc"), Key: aws.String(mpKey), UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, s3types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag})
+		md5s = append(md5s, md5hex(p))
+	}
+	t.Run("complete-with-a-wrong-part-etag", func(t *testing.T) {
+		wrong := []s3types.CompletedPart{done[0], {PartNumber: aws.Int32(2), ETag: aws.String(`"` + md5hex([]byte("other")) + `"`)}}
+		_, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(mpKey),
+			UploadId: up.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: wrong}})
+		if apiCode(err) != "InvalidPart" {
+			t.Errorf("Complete naming a part ETag that is not the part's: %v, want InvalidPart", err)
+		}
+	})
+	if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(mpKey),
+		UploadId: up.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatal(err)
+	}
+	want := multipartMD5(md5s)
+	t.Run("attributes-etag-of-a-multipart-object", func(t *testing.T) {
+		a, err := c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: aws.String("enc"), Key: aws.String(mpKey),
+			ObjectAttributes: []s3types.ObjectAttributes{s3types.ObjectAttributesEtag, s3types.ObjectAttributesObjectSize}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Trim(aws.ToString(a.ETag), `"`); got != want {
+			t.Errorf("GetObjectAttributes ETag %s, want the client's %s", got, want)
+		}
+	})
+	t.Run("copy-onto-itself-unchanged", func(t *testing.T) {
+		_, err := c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("enc"), Key: aws.String(mpKey), CopySource: aws.String("enc/" + mpKey)})
+		if apiCode(err) != "InvalidRequest" {
+			t.Errorf("CopyObject onto itself: %v, want InvalidRequest", err)
+		}
+		_, err = c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: aws.String("enc"), Key: aws.String(mpKey), CopySource: aws.String("enc/" + mpKey),
+			MetadataDirective: s3types.MetadataDirectiveReplace, Metadata: map[string]string{"changed": "yes"}})
+		if err != nil {
+			t.Errorf("CopyObject onto itself with new metadata: %v", err)
+		}
+	})
+	t.Run("upload-part-copy-encoded-source", func(t *testing.T) {
+		odd := prefix + "a b+c%d/ü€ x"
+		data := randomBytes(6 << 20)
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("enc"), Key: aws.String(odd), Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+		dst := prefix + "part-copy"
+		u, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(dst)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("enc"), Key: aws.String(dst), UploadId: u.UploadId,
+			PartNumber: aws.Int32(1), CopySource: aws.String("enc/" + url.PathEscape(odd))})
+		if err != nil {
+			t.Fatalf("UploadPartCopy from %q: %v", odd, err)
+		}
+		if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(dst), UploadId: u.UploadId,
+			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{PartNumber: aws.Int32(1), ETag: pc.CopyPartResult.ETag}}}}); err != nil {
+			t.Fatal(err)
+		}
+		assertEncrypted(t, "enc", dst, "k1", data)
+	})
+	t.Run("error-request-id", func(t *testing.T) {
+		r := newRaw(http.MethodGet, "/enc/"+prefix+"missing", nil)
+		r.signClient(env.httpURL, emptyHash)
+		a := send(t, env.httpURL, r)
+		var e struct{ RequestId string }
+		_ = xml.Unmarshal(a.body, &e)
+		if a.status != 404 || e.RequestId == "" || e.RequestId != a.header.Get("X-Amz-Request-Id") {
+			t.Errorf("404: body RequestId %q, header %q (%v)", e.RequestId, a.header.Get("X-Amz-Request-Id"), a)
+		}
+	})
+}
+
+// TestDeleteMarkerHeaders: HEAD and GET of a key whose latest version is
+// a delete marker answer 404 with x-amz-delete-marker and
+// x-amz-version-id, and a GET of the marker's version 405, as S3 does.
+func TestDeleteMarkerHeaders(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	bucket := "verx-" + strings.ToLower(string(hexRand(3)))
+	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct(t).EnableVersioning(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	pbase, _ := startProxy(t, func(c *config.Config) {
+		c.Rules = append(slices.Clone(c.Rules), config.Rule{Bucket: bucket, Key: "k1", Encrypt: &on})
+	})
+	mc := minioClient(t, pbase)
+	if _, err := mc.PutObject(ctx, bucket, "k", strings.NewReader("v1"), 2, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.RemoveObject(ctx, bucket, "k", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var marker string
+	for v := range direct(t).ListObjects(ctx, bucket, minio.ListObjectsOptions{WithVersions: true}) {
+		if v.IsDeleteMarker {
+			marker = v.VersionID
+		}
+	}
+	if marker == "" {
+		t.Fatal("no delete marker")
+	}
+	for _, tc := range []struct {
+		method, query string
+		status        int
+	}{
+		{http.MethodHead, "", 404},
+		{http.MethodGet, "", 404},
+		{http.MethodGet, "versionId=" + marker, 405},
+		{http.MethodHead, "versionId=" + marker, 405},
+	} {
+		r := newRaw(tc.method, "/"+bucket+"/k", nil)
+		r.query = tc.query
+		r.signClient(pbase, emptyHash)
+		a := send(t, pbase, r)
+		if a.status != tc.status || a.header.Get("X-Amz-Delete-Marker") != "true" || a.header.Get("X-Amz-Version-Id") != marker {
+			t.Errorf("%s ?%s: %d, x-amz-delete-marker %q, x-amz-version-id %q; want %d, true, %s",
+				tc.method, tc.query, a.status, a.header.Get("X-Amz-Delete-Marker"), a.header.Get("X-Amz-Version-Id"), tc.status, marker)
 		}
 	}
 }

@@ -370,3 +370,18 @@ func mentionsEncryption(s string) bool {
 	s = strings.ToLower(s)
 	return strings.Contains(s, "encrypt") || strings.Contains(s, "sse") || strings.Contains(s, "customer")
 }
+
+// copiesOntoItself reports a CopyObject of an object onto itself that
+// changes nothing S3 counts (metadata, storage class, website redirect,
+// encryption): S3 refuses it, and so does the proxy. The keys are the
+// rules': the same rule on both sides sends the same key.
+func copiesOntoItself(cp *copyPlan, t target, h http.Header) bool {
+	if cp.src.Bucket != t.Bucket || cp.src.Key != t.Key || cp.src.VersionID != "" {
+		return false
+	}
+	if strings.EqualFold(h.Get("X-Amz-Metadata-Directive"), "REPLACE") || h.Get("X-Amz-Storage-Class") != "" ||
+		h.Get("X-Amz-Website-Redirect-Location") != "" || hasHeaderPrefix(h, sseHeaderPrefix) {
+		return false
+	}
+	return keyID(cp.srcKey) == keyID(cp.dstKey)
+}

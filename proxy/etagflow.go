@@ -215,10 +215,18 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 	pos := int64(0)
 	clientETags := make([]string, 0, len(parts))
 	for _, pt := range parts {
-		clientETags = append(clientETags, unquote(strings.TrimSpace(pt.etag)))
+		client := unquote(strings.TrimSpace(pt.etag))
+		clientETags = append(clientETags, client)
 		up, ok := upstreamParts[pt.number]
 		if !ok || pt.etagText.start < 0 {
 			continue // the upstream will say InvalidPart
+		}
+		// The client's ETag must be that of the part it names, as S3
+		// checks: the MD5 this instance answered for the part when it
+		// knows it, else the upstream's own. (A part uploaded through
+		// another instance whose MD5 this one never saw is not checked.)
+		if want, _ := s.etags.get(ex.target.Bucket, up); want != "" && client != want && client != up {
+			return s3err.New(s3err.InvalidPart, "")
 		}
 		out.Write(doc[pos:pt.etagText.start])
 		out.WriteString("&#34;" + up + "&#34;")
@@ -306,12 +314,24 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 		s.recordETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), client, p.keys[0])
 		resp.Header.Set("ETag", quote(client))
 	case p.op == opUploadPart && ok && p.clientMD5() != "":
+		// Kept to check the part lists of CompleteMultipartUpload (an
+		// upstream SSE-C part ETag is random: it names one part).
+		s.etags.put(t.Bucket, unquote(resp.Header.Get("ETag")), p.clientMD5())
 		resp.Header.Set("ETag", quote(p.clientMD5()))
 	case (p.op == opGetObject || p.op == opHeadObject) && ex.keyID != "" &&
 		(ok || resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusNotModified):
 		if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), p.keys); found {
 			resp.Header.Set("ETag", quote(v))
 		}
+	case p.op == opGetAttributes && ok && ex.keyID != "":
+		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
+			return rewriteResultETag(b, "", func(up string) string {
+				if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, up, p.keys); found {
+					return v
+				}
+				return up
+			})
+		})
 	case p.op == opCompleteMultipart && ok && p.completeETag != "":
 		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
 			return rewriteResultETag(b, "CompleteMultipartUploadResult", func(up string) string {
@@ -366,8 +386,9 @@ func (s *Server) replaceBody(resp *http.Response, limit int64, strict bool, rewr
 	return nil
 }
 
-// rewriteResultETag replaces the <ETag> of a root element named root with
-// what replace makes of the upstream's. An answer that is an <Error> (S3
+// rewriteResultETag replaces the <ETag> of a root element named root (any
+// root but <Error> when root is "") with what replace makes of the
+// upstream's, quoted where it was. An answer that is an <Error> (S3
 // can answer 200 and fail) is left alone.
 func rewriteResultETag(body []byte, root string, replace func(up string) string) ([]byte, error) {
 	dec := xml.NewDecoder(bytes.NewReader(body))
@@ -384,7 +405,7 @@ func rewriteResultETag(body []byte, root string, replace func(up string) string)
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
-			if depth == 1 && t.Name.Local != root {
+			if depth == 1 && (root != "" && t.Name.Local != root || t.Name.Local == "Error") {
 				return body, nil
 			}
 			if depth == 2 {
@@ -406,10 +427,14 @@ func rewriteResultETag(body []byte, root string, replace func(up string) string)
 	if text.start < 0 {
 		return body, nil
 	}
-	v := replace(unquote(strings.TrimSpace(etag)))
+	etag = strings.TrimSpace(etag)
+	v := replace(unquote(etag))
+	if strings.HasPrefix(etag, `"`) {
+		v = "&#34;" + v + "&#34;" // quoted as it came (GetObjectAttributes' is not)
+	}
 	var out bytes.Buffer
 	out.Write(body[:text.start])
-	out.WriteString("&#34;" + v + "&#34;")
+	out.WriteString(v)
 	out.Write(body[text.end:])
 	return out.Bytes(), nil
 }

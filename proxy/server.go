@@ -382,6 +382,9 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 		if len(p.keys) > 0 {
 			cp.dstKey = p.keys[0]
 		}
+		if o == opCopyObject && copiesOntoItself(cp, t, r.Header) {
+			return nil, s3err.New(s3err.InvalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+		}
 		p.copy = cp
 	}
 	if r.Method == http.MethodPut || r.Method == http.MethodPost {
@@ -590,6 +593,11 @@ func (s *Server) respond(ex *exchange, r *http.Request, p *plan, resp *http.Resp
 			h.Set(name, value)
 		}
 		ex.bytesIn, _, _ = p.body.state()
+	}
+	if id := resp.Header.Get("X-Amz-Request-Id"); resp.StatusCode >= 300 && id != "" && len(id) <= 64 {
+		// The upstream's error body names its own request id: the header
+		// (and the access log) name the same one.
+		ex.id = id
 	}
 	h.Set("X-Amz-Request-Id", ex.id)
 	ex.w.WriteHeader(resp.StatusCode)
