@@ -215,6 +215,26 @@ func TestSecurityAccessChanges(t *testing.T) {
 		}
 		assertEncrypted(t, "enc", k, "k1", []byte("x"))
 	})
+	// MinIO's own ACL names no owner (an empty <ID>) and a grantee without
+	// an ID: the proxy cannot tell whom it grants to, so even putting it
+	// back is refused (x-amz-acl: private is the way to MinIO).
+	// proxy/classify_test.go's TestOwnerOnlyACLPasses shows an owner-only
+	// document passing where the upstream names its owner.
+	t.Run("acl-document-without-an-owner-is-refused", func(t *testing.T) {
+		g := newRaw("GET", "/plain", nil)
+		g.query = "acl"
+		g.signClient(base, emptyHash)
+		a := send(t, base, g)
+		if a.status != 200 {
+			t.Fatalf("GetBucketAcl: %v", a)
+		}
+		before := snapshot(t)
+		r := newRaw("PUT", "/plain", a.body)
+		r.query = "acl"
+		r.signClient(base, sha256Hex(a.body))
+		wantError(t, send(t, base, r), 403, "AccessDenied")
+		assertNothingNew(t, before)
+	})
 	t.Run("allowed-by-config", func(t *testing.T) {
 		pbase, _ := startProxy(t, func(c *config.Config) { c.Upstream.AllowAccessChanges = true })
 		r := newRaw("PUT", "/plain", policy)

@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/xml"
 	"io"
+	"mime"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -38,6 +38,11 @@ func (rt *route) checkRequest(q url.Values, h http.Header) error {
 		if len(q[p]) > 1 {
 			return s3err.New(s3err.InvalidArgument, "the query parameter %q is given more than once", p)
 		}
+	}
+	if rt.op != opPostObject && isFormData(h.Get("Content-Type")) {
+		// MinIO takes a bucket POST of this type for a browser form
+		// upload before anything else (?delete too).
+		return s3err.New(s3err.InvalidArgument, "ssec-proxy does not forward multipart/form-data bodies on %s", rt.op.Name)
 	}
 	hnames := make([]string, 0, len(h))
 	for name := range h {
@@ -190,10 +195,15 @@ func (s *Server) checkBody(rt *route, ax *authedExchange, p *plan) error {
 	if int64(len(doc)) > limit {
 		return s3err.New(s3err.MalformedXML, "the document is larger than %d bytes", limit)
 	}
-	if rt.op == opDeleteObjects {
+	switch {
+	case rt.op == opDeleteObjects:
 		err = checkDeleteKeys(doc)
-	} else {
-		err = checkAccessBody(rt.access, doc)
+	case rt.access == accessACLBody && len(bytes.TrimSpace(doc)) == 0:
+		// The ACL is in the headers (checked already).
+	case rt.access == accessACLBody:
+		err = checkAccessBody(rt.access, doc, s.upstreamOwner(ax, p))
+	default:
+		err = checkAccessBody(rt.access, doc, "")
 	}
 	if err != nil {
 		return err
@@ -206,64 +216,132 @@ func (s *Server) checkBody(rt *route, ax *authedExchange, p *plan) error {
 	return nil
 }
 
-// checkDeleteKeys refuses a DeleteObjects that names a key of the proxy's
-// own (the ETag index), as a DeleteObject of it is.
-func checkDeleteKeys(doc []byte) error {
-	var del struct {
-		Objects []struct{ Key string } `xml:"Object"`
+// upstreamOwner reads the owner of the bucket or object an ACL is put on
+// from the upstream's own ACL of it; "" when it cannot be read.
+func (s *Server) upstreamOwner(ax *authedExchange, p *plan) string {
+	q := url.Values{"acl": {""}}
+	if v := p.req.Query.Get("versionId"); v != "" {
+		q.Set("versionId", v)
 	}
-	if err := xml.Unmarshal(doc, &del); err != nil {
+	ur := &upstreamRequest{Method: http.MethodGet, Target: ax.target, Query: q, Header: http.Header{}}
+	resp, err := s.roundTrip(context.Background(), ax.exchange, ur, nil)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSmallBody))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	root, err := parseXMLDoc(body)
+	if err != nil || root.name != "AccessControlPolicy" {
+		return ""
+	}
+	for _, c := range root.children {
+		if c.name == "Owner" {
+			if id, ok := canonicalID(c); ok {
+				return id
+			}
+		}
+	}
+	return ""
+}
+
+// checkDeleteKeys refuses a DeleteObjects that names a key of the proxy's
+// own (the ETag index), as a DeleteObject of it is, or a key that an
+// upstream stores under another name (MinIO cleans "/x/../.ssec-proxy/…"
+// into ".ssec-proxy/…").
+func checkDeleteKeys(doc []byte) error {
+	root, err := parseXMLDoc(doc)
+	if err != nil || root.name != "Delete" {
 		return s3err.New(s3err.MalformedXML, "")
 	}
-	for _, o := range del.Objects {
-		if reservedKey(o.Key) {
+	f, err := root.fields(map[string]int{"Object": 1000, "Quiet": 1}, "Object")
+	if err != nil {
+		return s3err.New(s3err.MalformedXML, "")
+	}
+	for _, o := range f["Object"] {
+		of, err := o.fields(map[string]int{"Key": 1, "VersionId": 1, "ETag": 1, "LastModifiedTime": 1, "Size": 1}, "Key")
+		if err != nil {
+			return s3err.New(s3err.MalformedXML, "")
+		}
+		key := of["Key"][0].text.String() // as sent: S3 takes it byte for byte
+		if reservedKey(key) {
 			return errReserved()
+		}
+		if err := checkKeyPath(key); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // checkAccessBody judges an ACL or public access block document: an ACL
-// may grant to the owner only, a public access block must keep all four
-// blocks on.
-func checkAccessBody(a access, doc []byte) error {
+// may grant to the owner only (owner: the bucket's or object's real owner,
+// as the upstream names it; "" when unknown, and then no ACL document
+// passes), a public access block must keep all four blocks on.
+func checkAccessBody(a access, doc []byte, owner string) error {
+	root, err := parseXMLDoc(doc)
+	if err != nil {
+		return s3err.New(s3err.MalformedXML, "")
+	}
 	switch a {
 	case accessACLBody:
-		if len(bytes.TrimSpace(doc)) == 0 {
-			return nil // the ACL is in the headers
-		}
-		var acp struct {
-			Owner  struct{ ID string }
-			Grants []struct {
-				Grantee struct {
-					Type         string `xml:"http://www.w3.org/2001/XMLSchema-instance type,attr"`
-					ID           string
-					URI          string
-					EmailAddress string
-				}
-				Permission string
-			} `xml:"AccessControlList>Grant"`
-		}
-		if err := xml.Unmarshal(doc, &acp); err != nil {
+		if root.name != "AccessControlPolicy" {
 			return s3err.New(s3err.MalformedXML, "")
 		}
-		for _, g := range acp.Grants {
-			if g.Grantee.ID == "" || g.Grantee.ID != acp.Owner.ID || g.Grantee.URI != "" || g.Grantee.EmailAddress != "" {
+		f, err := root.fields(map[string]int{"Owner": 1, "AccessControlList": 1}, "Owner", "AccessControlList")
+		if err != nil {
+			return s3err.New(s3err.MalformedXML, "")
+		}
+		if id, ok := canonicalID(f["Owner"][0]); !ok || owner == "" || id != owner {
+			return errAccessChange("an ACL whose owner is not the upstream's owner")
+		}
+		grants, err := f["AccessControlList"][0].fields(map[string]int{"Grant": 0})
+		if err != nil {
+			return s3err.New(s3err.MalformedXML, "")
+		}
+		for _, g := range grants["Grant"] {
+			gf, err := g.fields(map[string]int{"Grantee": 1, "Permission": 1}, "Grantee", "Permission")
+			if err != nil {
+				return s3err.New(s3err.MalformedXML, "")
+			}
+			grantee := gf["Grantee"][0]
+			id, ok := canonicalID(grantee)
+			if !ok || grantee.attrs["type"] != "CanonicalUser" || id != owner {
 				return errAccessChange("an ACL that grants access to anyone but the owner")
 			}
 		}
 	case accessPABBody:
-		var pab struct {
-			BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets bool
+		names := []string{"BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"}
+		schema := map[string]int{}
+		for _, n := range names {
+			schema[n] = 1
 		}
-		if err := xml.Unmarshal(doc, &pab); err != nil {
+		if root.name != "PublicAccessBlockConfiguration" {
 			return s3err.New(s3err.MalformedXML, "")
 		}
-		if !pab.BlockPublicAcls || !pab.IgnorePublicAcls || !pab.BlockPublicPolicy || !pab.RestrictPublicBuckets {
-			return errAccessChange("a public access block with a block turned off")
+		f, err := root.fields(schema, names...)
+		if err != nil {
+			return errAccessChange("a public access block that does not set each of its four blocks once")
+		}
+		for _, n := range names {
+			if f[n][0].value() != "true" {
+				return errAccessChange("a public access block with a block turned off")
+			}
 		}
 	}
 	return nil
+}
+
+// canonicalID is the one <ID> of an Owner or Grantee that names no one
+// else (no URI, no e-mail address).
+func canonicalID(n *xmlNode) (string, bool) {
+	f, err := n.fields(map[string]int{"ID": 1, "DisplayName": 1}, "ID")
+	if err != nil {
+		return "", false
+	}
+	return f["ID"][0].value(), true
 }
 
 // describeRequest names what a request was, for the refusal of one that
@@ -282,4 +360,14 @@ func describeRequest(method string, info *reqInfo) string {
 	}
 	sort.Strings(names)
 	return method + " on " + where + " with ?" + strings.Join(names, "&")
+}
+
+// isFormData reports whether a Content-Type is multipart/form-data (as a
+// server parses it: any case, parameters, spaces).
+func isFormData(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return strings.Contains(strings.ToLower(ct), "multipart/form-data")
+	}
+	return mt == "multipart/form-data"
 }

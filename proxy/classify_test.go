@@ -383,3 +383,21 @@ func TestRefusedSSECWriteExplained(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerOnlyACLPasses: an ACL document that grants to the upstream's
+// owner only (what a tool puts back after reading it) goes through; the
+// owner is the upstream's, read by the proxy, not the document's.
+func TestOwnerOnlyACLPasses(t *testing.T) {
+	p := newTestProxy(t)
+	acl := `<AccessControlPolicy><Owner><ID>owner-id</ID></Owner><AccessControlList><Grant>` +
+		`<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>owner-id</ID><DisplayName>o</DisplayName></Grantee>` +
+		`<Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>`
+	p.up.body = acl // the upstream's own ACL, as GET ?acl answers it
+	if resp := p.do(t, "PUT", "/enc?acl", []byte(acl), nil); resp.StatusCode != 200 {
+		t.Fatalf("owner-only ACL: %d", resp.StatusCode)
+	}
+	p.up.body = strings.ReplaceAll(acl, "owner-id", "someone-else")
+	if resp := p.do(t, "PUT", "/enc?acl", []byte(acl), nil); resp.StatusCode != 403 {
+		t.Errorf("an ACL naming another owner than the upstream's: %d, want 403", resp.StatusCode)
+	}
+}

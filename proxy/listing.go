@@ -130,7 +130,11 @@ func readListing(src tokenSource, urlEncoded bool) (*parsedListing, error) {
 	)
 	decode := func(v string) string {
 		if urlEncoded {
-			v, _ = url.QueryUnescape(v)
+			// A name that does not decode is judged as it came: the
+			// index's own entries then still read as reserved.
+			if d, err := url.QueryUnescape(v); err == nil {
+				return d
+			}
 		}
 		return v
 	}

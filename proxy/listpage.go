@@ -53,7 +53,7 @@ func kindOf(q url.Values) listKind {
 
 // rewriteListing returns body with client ETags and without the index.
 func (s *Server) rewriteListing(ctx context.Context, ex *exchange, bucket string, q url.Values, body []byte) ([]byte, error) {
-	urlEnc := q.Get("encoding-type") == "url"
+	urlEnc := strings.EqualFold(q.Get("encoding-type"), "url")
 	pl, err := parseListing(body, urlEnc)
 	if err != nil {
 		return nil, err
@@ -126,7 +126,7 @@ func (s *Server) followPage(ctx context.Context, ex *exchange, bucket string, q 
 		fq[p] = vv
 	}
 	fq.Set("max-keys", strconv.Itoa(need))
-	urlEnc := q.Get("encoding-type") == "url"
+	urlEnc := strings.EqualFold(q.Get("encoding-type"), "url")
 	marker := func(name string) string {
 		v := f.next[name]
 		if urlEnc {

@@ -64,7 +64,7 @@ const (
 	accessHeaders        // x-amz-acl and x-amz-grant-* headers are checked
 	accessACLBody        // and the AccessControlPolicy body: grants to the owner only
 	accessPABBody        // a PublicAccessBlockConfiguration body: all four blocks on
-	accessWidens         // always widens access (a bucket policy, removing a public access block)
+	accessWidens         // always widens access (a bucket policy, removing a public access block; replication, logging and notifications, which send data or events elsewhere; ownership controls, which can turn ACLs back on)
 )
 
 // route is one row of the operation table.
@@ -211,13 +211,13 @@ var bucketConfigs = []struct {
 	{"cors", true, accessNone, configAmz},
 	{"tagging", true, accessNone, configAmz},
 	{"website", true, accessNone, configAmz},
-	{"logging", false, accessNone, configAmz},
-	{"notification", false, accessNone, configAmz},
+	{"logging", false, accessWidens, configAmz},
+	{"notification", false, accessWidens, configAmz},
 	{"encryption", true, accessNone, configAmz},
 	{"object-lock", false, accessNone, configAmz.plus("X-Amz-Bucket-Object-Lock-Token")},
-	{"replication", true, accessNone, configAmz.plus("X-Amz-Bucket-Object-Lock-Token")},
+	{"replication", true, accessWidens, configAmz.plus("X-Amz-Bucket-Object-Lock-Token")},
 	{"requestPayment", false, accessNone, configAmz},
-	{"ownershipControls", true, accessNone, configAmz},
+	{"ownershipControls", true, accessWidens, configAmz},
 	{"accelerate", false, accessNone, configAmz},
 }
 
@@ -267,8 +267,10 @@ func buildRoutes() []route {
 			params: []string{"delimiter", "encoding-type", "key-marker", "max-uploads", "prefix", "upload-id-marker"}},
 		{op: op{"GetBucketLocation", ssePass}, level: bkt, method: get, sub: []string{"location"}},
 		{op: op{"GetBucketPolicyStatus", ssePass}, level: bkt, method: get, sub: []string{"policyStatus"}},
-		{op: opDeleteObjects, level: bkt, method: post, sub: []string{"delete"}, hdr: deleteAmz.plus(checksumAmz.prefixesAndNames()...)},
+		// A form upload first, whatever its query says: MinIO takes any
+		// bucket POST of multipart/form-data for one (?delete too).
 		{op: opPostObject, level: bkt, method: post, form: true},
+		{op: opDeleteObjects, level: bkt, method: post, sub: []string{"delete"}, hdr: deleteAmz.plus(checksumAmz.prefixesAndNames()...)},
 	}
 	for _, c := range bucketConfigs {
 		name := "Bucket" + strings.ToUpper(c.sub[:1]) + c.sub[1:]
@@ -283,8 +285,8 @@ func buildRoutes() []route {
 			route{op: op{"Put" + name, ssePass}, level: bkt, method: put, sub: []string{c.sub}, hdr: c.hdr, access: c.access, smallBody: true})
 		if c.delete {
 			a := accessNone
-			if c.sub == "publicAccessBlock" {
-				a = accessWidens
+			if c.sub == "publicAccessBlock" || c.sub == "ownershipControls" {
+				a = accessWidens // without them, public ACLs and policies work again
 			}
 			rs = append(rs, route{op: op{"Delete" + name, ssePass}, level: bkt, method: del, sub: []string{c.sub}, access: a})
 		}
@@ -361,8 +363,7 @@ func (rt *route) matches(r *http.Request, info *reqInfo) bool {
 		return false
 	}
 	if rt.form {
-		ct := strings.ToLower(r.Header.Get("Content-Type"))
-		return strings.HasPrefix(ct, "multipart/form-data")
+		return isFormData(r.Header.Get("Content-Type"))
 	}
 	return true
 }
