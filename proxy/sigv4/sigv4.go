@@ -519,6 +519,10 @@ func headerDate(h http.Header) (time.Time, error) {
 	return time.Time{}, s3err.New(s3err.AccessDenied, "AWS authentication requires a valid Date or x-amz-date header")
 }
 
+// SigningKey is the SigV4 signing key of secret for one day (yyyymmdd),
+// region and s3: what a POST form's policy is signed with.
+func SigningKey(secret, date, region string) [32]byte { return deriveKey(secret, date, region) }
+
 // deriveKey computes the SigV4 signing key for one day, region and s3.
 func deriveKey(secret, date, region string) [32]byte {
 	k := hmacSum([]byte("AWS4"+secret), date)
