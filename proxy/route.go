@@ -78,13 +78,18 @@ func parseTarget(r *http.Request, domain string) (target, error) {
 	if t.Bucket == "" && t.Key != "" {
 		return t, s3err.New(s3err.InvalidBucketName, "an object key needs a bucket")
 	}
-	if len(t.Key) > maxKeyLen {
-		return t, s3err.New(s3err.KeyTooLongError, "")
+	return t, checkKey(t.Key)
+}
+
+// checkKey refuses object keys S3 refuses, or stores under another name.
+func checkKey(key string) error {
+	if len(key) > maxKeyLen {
+		return s3err.New(s3err.KeyTooLongError, "")
 	}
-	if !utf8.ValidString(t.Key) {
-		return t, s3err.New(s3err.InvalidArgument, "object keys must be valid UTF-8")
+	if !utf8.ValidString(key) {
+		return s3err.New(s3err.InvalidArgument, "object keys must be valid UTF-8")
 	}
-	return t, checkKeyPath(t.Key)
+	return checkKeyPath(key)
 }
 
 // minioReserved is the first path segment under which MinIO serves its

@@ -194,6 +194,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(ex, r, err)
 		return
 	}
+	if isPostForm(r, t) {
+		// Authenticated by its policy's signature (postobject.go).
+		if err := s.servePostForm(ex, r, t); err != nil {
+			s.fail(ex, r, err)
+		}
+		return
+	}
 	auth, err := s.authenticate(rt, r, t)
 	if err != nil {
 		ex.authFailed = true
@@ -326,7 +333,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 	t := ax.target
 	kr := ax.rt.ring
 	if o.Class == ssePostForm {
-		return nil, refusePostForm(kr, t.Bucket)
+		return nil, refusePostForm()
 	}
 	if reservedKey(t.Key) {
 		return nil, errReserved()
@@ -468,13 +475,11 @@ func planBody(ax *authedExchange, r *http.Request, p *plan) error {
 	return nil
 }
 
-func refusePostForm(kr *keystore.Keyring, bucket string) error {
-	d := kr.Match(bucket, "")
-	if d.Encrypt || d.Deny {
-		return s3err.New(s3err.InvalidRequest,
-			"ssec-proxy encrypts objects in bucket %q, and a browser form upload (POST) cannot carry the key: upload with PUT instead", bucket)
-	}
-	return s3err.New(s3err.NotImplemented, "ssec-proxy does not forward browser form uploads (POST); upload with PUT instead")
+// refusePostForm answers a form upload that came with an Authorization
+// header or a presigned query: a form is signed by its policy alone.
+func refusePostForm() error {
+	return s3err.New(s3err.InvalidRequest,
+		"a browser form upload (POST) is signed by its policy and its fields; send it without an Authorization header or a presigned query")
 }
 
 // send sends the planned request. A GET or HEAD that the current key does

@@ -113,11 +113,10 @@ func ReadFields(br *bufio.Reader, boundary string) (*Form, error) {
 		}
 		name := strings.ToLower(params["name"])
 		if name == "file" {
+			// The file part's own Content-Type says nothing: the object's
+			// is the Content-Type field's, as S3 takes it.
 			f.FileName = params["filename"]
 			f.Consumed = n
-			if ct := hdr.Get("Content-Type"); ct != "" && f.Fields["content-type"] == "" {
-				f.Fields["content-type"] = ct
-			}
 			return f, nil
 		}
 		// A field's value runs to the next "\r\n--boundary".
