@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -269,7 +270,7 @@ func TestSecurityListingHidesIndex(t *testing.T) {
 	})
 	// Keys that sort around .ssec-proxy/ (MinIO cannot hold both "x" and
 	// "x/y", so neither ".ssec-proxy" nor a key that is another's folder).
-	keys := []string{"!a", "-b", ".a", ".s", ".ssec-", ".ssec-proxx", ".ssec-proxy0", ".t/x", ".z", "0", "A", "a/b", "a/c", "z"}
+	keys := []string{"!a", "-b", ".a", ".s", ".ssec-", ".ssec-proxx", ".ssec-proxy0", ".t/x", ".z", "0", "A", "a/b", "a/c", "sp ace+1", "z"}
 	mc := minioClient(t, pbase)
 	for _, k := range keys {
 		if _, err := mc.PutObject(ctx, bucket, k, strings.NewReader(k), int64(len(k)), minio.PutObjectOptions{}); err != nil {
@@ -310,6 +311,29 @@ func TestSecurityListingHidesIndex(t *testing.T) {
 			}
 		}
 	}
+	// Where a listing starts (start-after, marker), and encoding-type=url.
+	for _, after := range []string{"-b", ".ssec-", ".ssec-proxy/etags/", ".ssec-proxy/etags/z", "0"} {
+		for _, delim := range []string{"", "/"} {
+			var want []string
+			for _, e := range expectedListing(keys, "", delim) {
+				if strings.TrimPrefix(e, "P:") > after {
+					want = append(want, e)
+				}
+			}
+			for size := 1; size <= len(keys)+1; size++ {
+				for _, enc := range []bool{false, true} {
+					o := listOpts{after: after, urlEnc: enc}
+					name := fmt.Sprintf("after %q d%q n%d url=%v", after, delim, size, enc)
+					if got := pagesV2(t, ctx, c, bucket, "", delim, size, o); !slices.Equal(got, want) {
+						t.Errorf("V2 %s: got %q, want %q", name, got, want)
+					}
+					if got := pagesV1(t, ctx, c, bucket, "", delim, size, o); !slices.Equal(got, want) {
+						t.Errorf("V1 %s: got %q, want %q", name, got, want)
+					}
+				}
+			}
+		}
+	}
 	// A marker that points into the index lists on past it, showing none.
 	out, err := c.ListObjects(ctx, &s3.ListObjectsInput{Bucket: aws.String(bucket), Marker: aws.String(".ssec-proxy/etags/")})
 	if err != nil {
@@ -319,7 +343,7 @@ func TestSecurityListingHidesIndex(t *testing.T) {
 	for _, o := range out.Contents {
 		after = append(after, aws.ToString(o.Key))
 	}
-	if w := []string{".ssec-proxy0", ".t/x", ".z", "0", "A", "a/b", "a/c", "z"}; !slices.Equal(after, w) {
+	if w := []string{".ssec-proxy0", ".t/x", ".z", "0", "A", "a/b", "a/c", "sp ace+1", "z"}; !slices.Equal(after, w) {
 		t.Errorf("after a marker in the index: %q, want %q", after, w)
 	}
 	// A listing with a parameter outside the known set is refused, not passed through.
@@ -392,11 +416,38 @@ func sdkAt(t *testing.T, base string) *s3.Client {
 	})
 }
 
-func pagesV2(t *testing.T, ctx context.Context, c *s3.Client, bucket, prefix, delim string, size int) []string {
+// listOpts are a listing's other parameters: where it starts, and
+// encoding-type=url (the names then come back %-encoded, decoded here).
+type listOpts struct {
+	after  string
+	urlEnc bool
+}
+
+func (o listOpts) name(v string) string {
+	if o.urlEnc {
+		d, err := url.QueryUnescape(v)
+		if err == nil {
+			return d
+		}
+	}
+	return v
+}
+
+func pagesV2(t *testing.T, ctx context.Context, c *s3.Client, bucket, prefix, delim string, size int, opts ...listOpts) []string {
+	var o listOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	var all []string
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(int32(size))}
 	if delim != "" {
 		in.Delimiter = aws.String(delim)
+	}
+	if o.after != "" {
+		in.StartAfter = aws.String(o.after)
+	}
+	if o.urlEnc {
+		in.EncodingType = s3types.EncodingTypeUrl
 	}
 	for range 100 {
 		out, err := c.ListObjectsV2(ctx, in)
@@ -404,11 +455,11 @@ func pagesV2(t *testing.T, ctx context.Context, c *s3.Client, bucket, prefix, de
 			t.Fatalf("ListObjectsV2: %v", err)
 		}
 		var page []string
-		for _, o := range out.Contents {
-			page = append(page, aws.ToString(o.Key))
+		for _, c := range out.Contents {
+			page = append(page, o.name(aws.ToString(c.Key)))
 		}
 		for _, p := range out.CommonPrefixes {
-			page = append(page, "P:"+aws.ToString(p.Prefix))
+			page = append(page, "P:"+o.name(aws.ToString(p.Prefix)))
 		}
 		checkPage(t, "V2 page", page, aws.ToBool(out.IsTruncated), fullPages(delim, size), aws.ToString(out.NextContinuationToken))
 		if int(aws.ToInt32(out.KeyCount)) != len(page) {
@@ -424,11 +475,21 @@ func pagesV2(t *testing.T, ctx context.Context, c *s3.Client, bucket, prefix, de
 	return nil
 }
 
-func pagesV1(t *testing.T, ctx context.Context, c *s3.Client, bucket, prefix, delim string, size int) []string {
+func pagesV1(t *testing.T, ctx context.Context, c *s3.Client, bucket, prefix, delim string, size int, opts ...listOpts) []string {
+	var o listOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	var all []string
 	in := &s3.ListObjectsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(int32(size))}
 	if delim != "" {
 		in.Delimiter = aws.String(delim)
+	}
+	if o.after != "" {
+		in.Marker = aws.String(o.after)
+	}
+	if o.urlEnc {
+		in.EncodingType = s3types.EncodingTypeUrl
 	}
 	for range 100 {
 		out, err := c.ListObjects(ctx, in)
@@ -437,13 +498,13 @@ func pagesV1(t *testing.T, ctx context.Context, c *s3.Client, bucket, prefix, de
 		}
 		var page []string
 		last := ""
-		for _, o := range out.Contents {
-			page = append(page, aws.ToString(o.Key))
-			last = max(last, aws.ToString(o.Key))
+		for _, c := range out.Contents {
+			page = append(page, o.name(aws.ToString(c.Key)))
+			last = max(last, o.name(aws.ToString(c.Key)))
 		}
 		for _, p := range out.CommonPrefixes {
-			page = append(page, "P:"+aws.ToString(p.Prefix))
-			last = max(last, aws.ToString(p.Prefix))
+			page = append(page, "P:"+o.name(aws.ToString(p.Prefix)))
+			last = max(last, o.name(aws.ToString(p.Prefix)))
 		}
 		checkPage(t, "V1 page", page, aws.ToBool(out.IsTruncated), fullPages(delim, size), aws.ToString(out.NextMarker))
 		all = append(all, page...)
@@ -451,7 +512,7 @@ func pagesV1(t *testing.T, ctx context.Context, c *s3.Client, bucket, prefix, de
 			return sortListing(all)
 		}
 		if m := aws.ToString(out.NextMarker); m != "" {
-			last = m
+			last = o.name(m)
 		}
 		in.Marker = aws.String(last)
 	}
