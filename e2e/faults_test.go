@@ -96,7 +96,8 @@ func startObservedProxy(t *testing.T, edit func(*config.Config), obs proxy.Obser
 		t.Fatal(err)
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(env.logs), zap.DebugLevel))
-	h, err := proxy.New(proxy.Options{Config: &cfg, Keyring: ring, Logger: log, Observer: obs})
+	var h *proxy.Server
+	h, err = proxy.New(proxy.Options{Config: &cfg, Keyring: ring, Logger: log, Observer: obs, WrapTransport: checked(&h)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,6 +109,9 @@ func runMain(m *testing.M) int {
 	defer w.minio.Stop()
 	env = w
 	code := m.Run()
+	if !invariantViolations() {
+		code = 1
+	}
 	if leaks := w.secretsIn(w.logs.String()); len(leaks) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: FAIL: the proxy's log holds secrets: %v\n", leaks)
 		code = 1
@@ -171,7 +174,8 @@ clients:
 		}
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), sink, zap.DebugLevel))
-	h, err := proxy.New(proxy.Options{Config: cfg, Keyring: ring, Logger: log})
+	var h *proxy.Server
+	h, err = proxy.New(proxy.Options{Config: cfg, Keyring: ring, Logger: log, WrapTransport: checked(&h)})
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +198,8 @@ clients:
 	}
 	streamCfg := *cfg
 	streamCfg.Upstream.Copy, streamCfg.Upstream.PartSize = config.CopyStream, config.MinPartSize
-	hs, err := proxy.New(proxy.Options{Config: &streamCfg, Keyring: ring, Logger: log})
+	var hs *proxy.Server
+	hs, err = proxy.New(proxy.Options{Config: &streamCfg, Keyring: ring, Logger: log, WrapTransport: checked(&hs)})
 	if err != nil {
 		return nil, err
 	}

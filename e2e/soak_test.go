@@ -126,7 +126,8 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(env.logs), zap.InfoLevel))
-	h, err := proxy.New(proxy.Options{Config: &cfg, Keyring: ring, Logger: log})
+	var h *proxy.Server
+	h, err = proxy.New(proxy.Options{Config: &cfg, Keyring: ring, Logger: log, WrapTransport: checked(&h)})
 	if err != nil {
 		t.Fatal(err)
 	}

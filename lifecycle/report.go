@@ -25,6 +25,12 @@ type Report struct {
 	Interrupted int
 
 	Seen int // objects handled (Interrupted not included)
+	// ProxyObjects counts the proxy's own objects (.ssec-proxy/: the ETag
+	// index, upload records), which no run touches or counts as objects.
+	ProxyObjects int
+	// Entries counts the ETag index entries rekey wrote for the objects it
+	// re-encrypted (so that their MD5 ETags survive).
+	Entries int
 
 	// Rekey.
 	Rekeyed          int // rewritten from an older (or another known) key to the current one
@@ -96,6 +102,9 @@ func (r *Report) add(res Result) {
 	default:
 		r.Rekeyed++
 	}
+	if res.Entry {
+		r.Entries++
+	}
 	switch res.Action {
 	case ActionCopied:
 		r.Copied++
@@ -149,7 +158,10 @@ func (r *Report) WriteRekeySummary(w io.Writer) error {
 		line(r.Interrupted, "interrupted mid-way (each either rewritten or left as it was)")
 	}
 	if r.Copied+r.Streamed > 0 {
-		fmt.Fprintf(&b, "  rewrites: %d by server-side copy, %d streamed (GET + PUT)\n", r.Copied, r.Streamed)
+		fmt.Fprintf(&b, "  rewrites: %d by server-side copy, %d streamed (GET + PUT); %d ETag index entries carried over\n", r.Copied, r.Streamed, r.Entries)
+	}
+	if r.ProxyObjects > 0 {
+		fmt.Fprintf(&b, "  (%d of ssec-proxy's own objects under .ssec-proxy/ left alone)\n", r.ProxyObjects)
 	}
 	r.writeLists(&b)
 	fmt.Fprintln(&b, versionNote(r.Versioning, "re-encrypted"))
@@ -232,6 +244,9 @@ func (r *Report) WriteAuditTable(w io.Writer) error {
 		fmt.Fprintf(&b, ", %d errors", total[StatusError])
 	}
 	fmt.Fprintln(&b)
+	if r.ProxyObjects > 0 {
+		fmt.Fprintf(&b, "(and %d of ssec-proxy's own objects under .ssec-proxy/: the ETag index and upload records, not counted)\n", r.ProxyObjects)
+	}
 	enc, cur := r.encrypting()
 	if enc > 0 {
 		fmt.Fprintf(&b, "under encrypting rules: %d of %d objects under the current key (%s)\n", cur, enc, percent(cur, enc))

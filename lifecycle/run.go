@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
@@ -61,6 +63,7 @@ type Result struct {
 	Size      int64
 	Action    Action
 	NoKeyHEAD int   // unknown objects: the status of the HEAD without a key
+	Entry     bool  // rekey wrote the object's ETag index entry
 	Err       error // StatusError, or a rewrite that failed
 }
 
@@ -141,12 +144,17 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	objects := make(chan minio.ObjectInfo)
 	results := make(chan Result)
 	var listErr error
+	proxyObjects := 0
 	go func() {
 		defer close(objects)
 		for obj := range r.c.ListObjects(ctx, r.target.Bucket, minio.ListObjectsOptions{Prefix: r.target.Prefix, Recursive: true}) {
 			if obj.Err != nil {
 				listErr = obj.Err
 				return
+			}
+			if etagindex.IsReserved(obj.Key) {
+				proxyObjects++ // the proxy's own: not an object of the user's
+				continue
 			}
 			prog.listed.Add(1)
 			select {
@@ -181,6 +189,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	// results is closed: the lister is done, listErr is settled.
+	rep.ProxyObjects = proxyObjects
 	prog.stop()
 	if err := ctx.Err(); err != nil {
 		rep.Incomplete = true
@@ -244,6 +253,13 @@ func (r *runner) one(ctx context.Context, obj minio.ObjectInfo) Result {
 		return res
 	}
 	res.Action, res.Err = r.rewrite(ctx, obj.Key, p, d.Key)
+	if res.Err == nil {
+		// The rewrite gave the object a new upstream ETag: its entry in
+		// the ETag index follows.
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		res.Entry, res.Err = r.carryEntry(vctx, obj.Key, p, d, d.Key)
+		cancel()
+	}
 	return res
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/signer"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
@@ -162,7 +163,7 @@ func BenchmarkSealETag(b *testing.B) {
 	k := testKey("cur", 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = sealETag(k, "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "d41d8cd98f00b204e9800998ecf8427e")
+		_ = etagindex.Seal(k, "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "d41d8cd98f00b204e9800998ecf8427e")
 	}
 }
 
@@ -170,11 +171,11 @@ func BenchmarkSealETag(b *testing.B) {
 // keys are tried (one per index entry read on a cache miss).
 func BenchmarkOpenETag(b *testing.B) {
 	cur, old := testKey("cur", 1), testKey("old", 2)
-	sealed := sealETag(old, "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "d41d8cd98f00b204e9800998ecf8427e")
+	sealed := etagindex.Seal(old, "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "d41d8cd98f00b204e9800998ecf8427e")
 	keys := []*keystore.Key{cur, old}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := openETag(keys, "0a1b2c3d4e5f60718293a4b5c6d7e8f9", sealed); !ok {
+		if _, ok := etagindex.Open(keys, "0a1b2c3d4e5f60718293a4b5c6d7e8f9", sealed); !ok {
 			b.Fatal("not opened")
 		}
 	}
@@ -268,7 +269,7 @@ func BenchmarkIndexPage(b *testing.B) {
 	sb.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>enc</Name><Prefix>.ssec-proxy/etags/</Prefix><KeyCount>1000</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated>`)
 	for i := range 1000 {
 		fmt.Fprintf(&sb, `<Contents><Key>%s</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&#34;d41d8cd98f00b204e9800998ecf8427e&#34;</ETag><Size>0</Size><StorageClass>STANDARD</StorageClass></Contents>`,
-			entryName(fmt.Sprintf("backups/daily/object-%04d.tar", i), fmt.Sprintf("%032x", i), strings.Repeat("A", 60)))
+			etagindex.EntryName(fmt.Sprintf("backups/daily/object-%04d.tar", i), fmt.Sprintf("%032x", i), strings.Repeat("A", 60)))
 	}
 	sb.WriteString(`<NextContinuationToken>abc</NextContinuationToken></ListBucketResult>`)
 	body := []byte(sb.String())

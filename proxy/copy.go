@@ -58,6 +58,90 @@ var copyConditions = map[string]string{
 	"X-Amz-Copy-Source-If-Unmodified-Since": "If-Unmodified-Since",
 }
 
+// serveCopy runs a CopyObject or UploadPartCopy. The source may be under
+// a previous key of its rule, or stored without SSE-C where the rule
+// allows reading it so: when the upstream refuses the copy with the
+// source rule's current key, the proxy finds the key that opens the
+// source (as a read would) and copies with that one. Between different
+// keys the copy streams where the upstream refuses it (or at once on SOS,
+// or with copy: stream).
+func (s *Server) serveCopy(ax *authedExchange, r *http.Request, p *plan) error {
+	ctx, ex, cp := r.Context(), ax.exchange, p.copy
+	if cp.crossKey() && ex.rt.streamCrossKey {
+		return s.streamCopy(ax, r, p)
+	}
+	resp, err := s.send(ctx, p, ex)
+	if err != nil {
+		return err
+	}
+	if cp.srcKey != nil && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest) {
+		k, plain, found, err := s.sourceKey(ctx, ex, cp)
+		if err != nil {
+			resp.Body.Close()
+			return err
+		}
+		if found && (plain || k != cp.srcKey) {
+			drain(resp)
+			cp.srcKey = k
+			if plain {
+				clearSSEC(p.req.Header, true)
+			} else {
+				setSSEC(p.req.Header, k, true)
+			}
+			if cp.crossKey() && ex.rt.streamCrossKey {
+				return s.streamCopy(ax, r, p)
+			}
+			if resp, err = s.send(ctx, p, ex); err != nil {
+				return err
+			}
+		}
+	}
+	if cp.crossKey() && copyRefused(resp) {
+		// The upstream (SOS) does not copy between different keys: the
+		// proxy copies by streaming.
+		drain(resp)
+		return s.streamCopy(ax, r, p)
+	}
+	return s.adjustAndRespond(ctx, ex, r, p, resp)
+}
+
+// sourceKey finds the key that opens a copy source, as a HEAD of it
+// would: the source rule's key, then its previous keys, then none where
+// the rule allows plaintext reads (plain). found is false when none
+// opens it.
+func (s *Server) sourceKey(ctx context.Context, ex *exchange, cp *copyPlan) (k *keystore.Key, plain, found bool, err error) {
+	d := ex.rt.ring.Match(cp.src.Bucket, cp.src.Key)
+	head := &upstreamRequest{Method: http.MethodHead, Target: target{Bucket: cp.src.Bucket, Key: cp.src.Key}, Query: url.Values{}, Header: http.Header{}}
+	if cp.src.VersionID != "" {
+		head.Query.Set("versionId", cp.src.VersionID)
+	}
+	keys := readKeys(d)
+	if len(keys) == 0 {
+		return nil, false, false, nil
+	}
+	setSSEC(head.Header, keys[0], false)
+	hp := &plan{req: head, keys: keys, plainProbe: true, allowPlain: d.AllowPlaintextReads}
+	keyID, decision := ex.keyID, ex.decision
+	resp, err := s.send(ctx, hp, ex)
+	plain = ex.decision == "plaintext-read"
+	ex.keyID, ex.decision = keyID, decision
+	if err != nil {
+		if s3err.As(err).Code == s3err.AccessDenied {
+			return nil, false, false, err // stored in plaintext where the rule does not allow reading it so
+		}
+		return nil, false, false, err
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return nil, false, false, nil
+	}
+	if plain {
+		return nil, true, true, nil
+	}
+	k, ok := ex.rt.ring.KeyByMD5(head.Header.Get("X-Amz-Server-Side-Encryption-Customer-Key-Md5"))
+	return k, false, ok, nil
+}
+
 // streamCopy copies by streaming: GET the source with its key, PUT (or
 // UploadPart, or a multipart upload above the part size) with the
 // destination's key, then answer as the copy would have. Memory stays at
@@ -90,6 +174,27 @@ func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error 
 	src, err := s.roundTrip(ctx, ex, get, nil)
 	if err != nil {
 		return err
+	}
+	if cp.srcKey != nil && (src.StatusCode == http.StatusForbidden || src.StatusCode == http.StatusBadRequest) {
+		// Under a previous key, or stored without SSE-C: read it as a
+		// GET would.
+		k, plain, found, err := s.sourceKey(ctx, ex, cp)
+		if err != nil {
+			src.Body.Close()
+			return err
+		}
+		if found && (plain || k != cp.srcKey) {
+			drain(src)
+			cp.srcKey = k
+			if plain {
+				clearSSEC(get.Header, false)
+			} else {
+				setSSEC(get.Header, k, false)
+			}
+			if src, err = s.roundTrip(ctx, ex, get, nil); err != nil {
+				return err
+			}
+		}
 	}
 	defer src.Body.Close()
 	if src.StatusCode != http.StatusOK && src.StatusCode != http.StatusPartialContent {

@@ -2,12 +2,7 @@ package proxy
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/md5"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -19,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
 )
@@ -42,12 +38,14 @@ import (
 // one per object. GET and HEAD look an entry up by name (cached in memory).
 // Entries of overwritten objects stay behind; they never match, since the
 // upstream ETag differs.
+// The format, sealing and cache of the entries are internal/etagindex's,
+// which rekey and audit (lifecycle) share.
 const (
-	reservedPrefix = ".ssec-proxy/"
-	indexPrefix    = reservedPrefix + "etags/"
+	reservedPrefix = etagindex.Reserved
+	indexPrefix    = etagindex.Prefix
 )
 
-func reservedKey(key string) bool { return strings.HasPrefix(key, reservedPrefix) }
+func reservedKey(key string) bool { return etagindex.IsReserved(key) }
 
 // errReserved answers a client request for a key of the index.
 func errReserved() error {
@@ -72,71 +70,6 @@ func multipartETag(parts []string) (string, bool) {
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts)), true
-}
-
-// indexAEAD derives the index's sealing key from a rule key.
-func indexAEAD(k *keystore.Key) cipher.AEAD {
-	raw := k.Raw()
-	h := sha256.New()
-	h.Write([]byte("ssec-proxy etag index v1\x00"))
-	h.Write(raw[:])
-	block, err := aes.NewCipher(h.Sum(nil))
-	if err != nil {
-		panic(err) // a 32-byte key always makes a cipher
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		panic(err)
-	}
-	return aead
-}
-
-func sealETag(k *keystore.Key, upstreamETag, clientETag string) string {
-	aead := indexAEAD(k)
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(clientETag)+aead.Overhead())
-	_, _ = rand.Read(nonce)
-	out := aead.Seal(nonce, nonce, []byte(clientETag), []byte(upstreamETag))
-	return base64.RawURLEncoding.EncodeToString(out)
-}
-
-// openETag opens a sealed client ETag with the first of keys that fits.
-func openETag(keys []*keystore.Key, upstreamETag, sealed string) (string, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(sealed)
-	if err != nil {
-		return "", false
-	}
-	for _, k := range keys {
-		aead := indexAEAD(k)
-		if len(b) < aead.NonceSize() {
-			return "", false
-		}
-		if pt, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(upstreamETag)); err == nil {
-			return string(pt), true
-		}
-	}
-	return "", false
-}
-
-func entryName(key, upstreamETag, sealed string) string {
-	return indexPrefix + key + " " + upstreamETag + " " + sealed
-}
-
-// parseEntry splits an index entry's name; the object key may hold spaces,
-// the two fields after it never do.
-func parseEntry(name string) (key, upstreamETag, sealed string, ok bool) {
-	rest, ok := strings.CutPrefix(name, indexPrefix)
-	if !ok {
-		return "", "", "", false
-	}
-	i := strings.LastIndexByte(rest, ' ')
-	if i < 0 {
-		return "", "", "", false
-	}
-	j := strings.LastIndexByte(rest[:i], ' ')
-	if j < 0 {
-		return "", "", "", false
-	}
-	return rest[:j], rest[j+1 : i], rest[i+1:], true
 }
 
 // etagCache remembers client ETags by bucket and upstream ETag, so that
@@ -210,7 +143,7 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 		return
 	}
 	s.etags.put(bucket, upstreamETag, clientETag)
-	name := entryName(key, upstreamETag, sealETag(k, upstreamETag, clientETag))
+	name := etagindex.EntryName(key, upstreamETag, etagindex.Seal(k, upstreamETag, clientETag))
 	if len(name) > maxKeyLen {
 		return
 	}
@@ -264,7 +197,7 @@ func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upst
 	}
 	for _, e := range found {
 		if e.key == key && e.upstreamETag == upstreamETag {
-			if v, ok := openETag(keys, upstreamETag, e.sealed); ok {
+			if v, ok := etagindex.Open(keys, upstreamETag, e.sealed); ok {
 				s.etags.put(bucket, upstreamETag, v)
 				return v, true
 			}
@@ -316,7 +249,7 @@ func (s *Server) listIndex(ctx context.Context, ex *exchange, bucket, prefix, de
 				done = true
 				break
 			}
-			if k, e, sealed, ok := parseEntry(key); ok {
+			if k, e, sealed, ok := etagindex.ParseEntry(key); ok {
 				out = append(out, indexEntry{k, e, sealed})
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
@@ -21,34 +22,34 @@ func testKey(id string, b byte) *keystore.Key {
 
 func TestSealOpenETag(t *testing.T) {
 	k1, k2 := testKey("k1", 1), testKey("k2", 2)
-	sealed := sealETag(k1, "up123", "0123456789abcdef0123456789abcdef")
+	sealed := etagindex.Seal(k1, "up123", "0123456789abcdef0123456789abcdef")
 	if strings.Contains(sealed, "0123456789abcdef") {
 		t.Fatal("the sealed entry shows the MD5")
 	}
 	if strings.ContainsAny(sealed, " /") {
 		t.Fatalf("sealed %q holds a space or slash: it would break the entry name", sealed)
 	}
-	if v, ok := openETag([]*keystore.Key{k2, k1}, "up123", sealed); !ok || v != "0123456789abcdef0123456789abcdef" {
+	if v, ok := etagindex.Open([]*keystore.Key{k2, k1}, "up123", sealed); !ok || v != "0123456789abcdef0123456789abcdef" {
 		t.Errorf("open with the right key among others: %q %v", v, ok)
 	}
-	if _, ok := openETag([]*keystore.Key{k2}, "up123", sealed); ok {
+	if _, ok := etagindex.Open([]*keystore.Key{k2}, "up123", sealed); ok {
 		t.Error("opened with the wrong key")
 	}
-	if _, ok := openETag([]*keystore.Key{k1}, "other", sealed); ok {
+	if _, ok := etagindex.Open([]*keystore.Key{k1}, "other", sealed); ok {
 		t.Error("opened for another upstream ETag: an entry must not move to another object")
 	}
 }
 
 func TestParseEntry(t *testing.T) {
 	for _, key := range []string{"a", "dir/with space/x y z", "ü/%2F/..//", ""} {
-		name := entryName(key, "abc-2", "SEALED_x")
-		k, e, s, ok := parseEntry(name)
+		name := etagindex.EntryName(key, "abc-2", "SEALED_x")
+		k, e, s, ok := etagindex.ParseEntry(name)
 		if !ok || k != key || e != "abc-2" || s != "SEALED_x" {
 			t.Errorf("%q → %q %q %q %v", name, k, e, s, ok)
 		}
 	}
 	for _, bad := range []string{"other/a b c", indexPrefix + "nospace", indexPrefix + "one space"} {
-		if _, _, _, ok := parseEntry(bad); ok && bad != indexPrefix+"one space" {
+		if _, _, _, ok := etagindex.ParseEntry(bad); ok && bad != indexPrefix+"one space" {
 			t.Errorf("%q parsed", bad)
 		}
 	}
@@ -226,7 +227,7 @@ func TestParseListingSplitTextAndOddNames(t *testing.T) {
 
 // What listIndex reads of a page of the index.
 func TestParseListingIndexPage(t *testing.T) {
-	name := entryName("a&b", "up1", "sealed")
+	name := etagindex.EntryName("a&b", "up1", "sealed")
 	body := []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<ListBucketResult><IsTruncated>true</IsTruncated>` +
 		`<Contents><Key>` + strings.ReplaceAll(name, "&", "&amp;") + `</Key></Contents>` +
 		`<NextContinuationToken>tok&#43;1=</NextContinuationToken></ListBucketResult>`)
@@ -234,7 +235,7 @@ func TestParseListingIndexPage(t *testing.T) {
 	if err != nil || !pl.truncated || pl.nextToken != "tok+1=" || len(pl.reserved) != 1 || pl.reserved[0] != name {
 		t.Fatalf("parse = %+v, %v", pl, err)
 	}
-	if k, e, sealed, ok := parseEntry(pl.reserved[0]); !ok || k != "a&b" || e != "up1" || sealed != "sealed" {
+	if k, e, sealed, ok := etagindex.ParseEntry(pl.reserved[0]); !ok || k != "a&b" || e != "up1" || sealed != "sealed" {
 		t.Fatalf("entry %q %q %q %v", k, e, sealed, ok)
 	}
 }

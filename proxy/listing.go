@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 )
 
 // A listing response (ListObjects, ListObjectsV2, ListObjectVersions) is
@@ -610,7 +612,7 @@ func (s *Server) lookupPage(ctx context.Context, ex *exchange, bucket string, q 
 			continue
 		}
 		d := ex.rt.ring.Match(bucket, o.key)
-		if v, ok := openETag(readKeys(d), o.etag, seal); ok {
+		if v, ok := etagindex.Open(readKeys(d), o.etag, seal); ok {
 			etags[i] = v
 			s.etags.put(bucket, o.etag, v)
 		}

@@ -78,6 +78,21 @@ func setSSEC(h http.Header, key *keystore.Key, copySource bool) {
 	sse.Marshal(h)
 }
 
+// clearSSEC removes the SSE-C headers (or the copy source's): a request
+// to an object stored without SSE-C. With setSSEC the only code that
+// writes them.
+func clearSSEC(h http.Header, copySource bool) {
+	prefix := sseHeaderPrefix + "-Customer-"
+	if copySource {
+		prefix = copySSEHeaderPrefix + "-Customer-"
+	}
+	for name := range h {
+		if strings.HasPrefix(textproto.CanonicalMIMEHeaderKey(name), prefix) {
+			delete(h, name)
+		}
+	}
+}
+
 // copySource is the bucket and key named by x-amz-copy-source
 // ("[/]bucket/key[?versionId=v]", URL-encoded).
 type copySource struct {

@@ -38,6 +38,10 @@ type Options struct {
 	Logger   *zap.Logger       // nil: no logging
 	Observer Observer          // nil: no metrics
 	Now      func() time.Time  // nil: time.Now; the clock for signature checks
+	// WrapTransport, when set, wraps the transport of every upstream
+	// request (the test suites' invariant check, internal/invariant);
+	// nil: the transport as it is.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Observer hears of every finished request, for metrics. It must not block.
@@ -64,12 +68,16 @@ type RequestStats struct {
 
 // Server is the proxy's http.Handler.
 type Server struct {
-	rt     atomic.Pointer[runtime]
-	etags  *etagCache
-	log    *zap.Logger
-	obs    Observer
-	now    func() time.Time
-	router *mux.Router
+	rt    atomic.Pointer[runtime]
+	etags *etagCache
+	// uploadKeys caches the key id each multipart upload was created with
+	// (uploads.go); "" for an upload with no record.
+	uploadKeys *etagCache
+	log        *zap.Logger
+	obs        Observer
+	now        func() time.Time
+	wrap       func(http.RoundTripper) http.RoundTripper // Options.WrapTransport
+	router     *mux.Router
 	// indexPending counts index writes started and not finished (metrics).
 	indexPending atomic.Int64
 }
@@ -95,6 +103,9 @@ type runtime struct {
 	tokens      *tokenSealer // ListObjectsV2 continuation tokens (listtoken.go)
 }
 
+// Keyring is the keyring in force (the last Reload's).
+func (s *Server) Keyring() *keystore.Keyring { return s.rt.Load().ring }
+
 // New checks the options and builds a Server.
 func New(o Options) (*Server, error) {
 	if o.Config == nil || o.Keyring == nil {
@@ -106,7 +117,7 @@ func New(o Options) (*Server, error) {
 	}
 	// 50,000 cached ETags take about 8 MiB: memory stays bounded under a
 	// soak however many objects pass.
-	s := &Server{log: log, obs: o.Observer, now: o.Now, etags: newETagCache(50_000)}
+	s := &Server{log: log, obs: o.Observer, now: o.Now, etags: newETagCache(50_000), uploadKeys: newETagCache(10_000), wrap: o.WrapTransport}
 	if err := s.Reload(o.Config, o.Keyring); err != nil {
 		return nil, err
 	}
@@ -123,7 +134,7 @@ func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
 	if cfg == nil || ring == nil {
 		return errors.New("proxy: Reload needs a config and a keyring")
 	}
-	up, err := newUpstream(cfg.Upstream, s.obs)
+	up, err := newUpstream(cfg.Upstream, s.obs, s.wrap)
 	if err != nil {
 		return err
 	}
@@ -151,7 +162,7 @@ func (s *Server) Reload(cfg *config.Config, ring *keystore.Keyring) error {
 	}
 	if old := s.rt.Swap(rt); old != nil {
 		// Idle connections of the old transport go; busy ones finish.
-		old.up.client.CloseIdleConnections()
+		old.up.tr.CloseIdleConnections()
 	}
 	return nil
 }
@@ -280,21 +291,8 @@ func (s *Server) serveOp(rt *route, ax *authedExchange, r *http.Request) error {
 	if done, err := s.prepareETags(ctx, ax, r, p); err != nil || done {
 		return err
 	}
-	if p.copy != nil && p.copy.crossKey() {
-		if ax.rt.streamCrossKey {
-			return s.streamCopy(ax, r, p)
-		}
-		resp, err := s.send(ctx, p, ax.exchange)
-		if err != nil {
-			return err
-		}
-		if !copyRefused(resp) {
-			return s.adjustAndRespond(ctx, ax.exchange, r, p, resp)
-		}
-		// The upstream (SOS) does not copy between different keys:
-		// the proxy copies by streaming.
-		drain(resp)
-		return s.streamCopy(ax, r, p)
+	if p.copy != nil {
+		return s.serveCopy(ax, r, p)
 	}
 	resp, err := s.send(ctx, p, ax.exchange)
 	if err != nil {
@@ -305,6 +303,10 @@ func (s *Server) serveOp(rt *route, ax *authedExchange, r *http.Request) error {
 
 func (s *Server) adjustAndRespond(ctx context.Context, ex *exchange, r *http.Request, p *plan, resp *http.Response) error {
 	if err := refusedSSEC(p, ex.target.Bucket, resp); err != nil {
+		return err
+	}
+	if err := s.trackUpload(ctx, ex, p, resp); err != nil {
+		resp.Body.Close()
 		return err
 	}
 	if err := s.adjustETags(ctx, ex, p, resp); err != nil {
@@ -371,9 +373,23 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 			if hasHeaderPrefix(r.Header, sseHeaderPrefix) {
 				return nil, refuseClientSSE(t.Bucket, d, false)
 			}
-			setSSEC(ur.Header, d.Key, false)
-			p.keys = readKeys(d)
-			ax.keyID = d.Key.ID()
+			k := d.Key
+			if uploadID := q.Get("uploadId"); uploadID != "" && (o == opUploadPart || o == opUploadPartCopy || o == opCompleteMultipart) {
+				// The upload's own key, which a rotation may have made
+				// previous.
+				var err error
+				if k, err = s.uploadKey(r.Context(), ax.exchange, t, uploadID, d); err != nil {
+					return nil, err
+				}
+			}
+			setSSEC(ur.Header, k, false)
+			p.keys = []*keystore.Key{k}
+			for _, rk := range readKeys(d) {
+				if rk != k {
+					p.keys = append(p.keys, rk)
+				}
+			}
+			ax.keyID = k.ID()
 			p.plainProbe = o.Class == sseRead && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 			p.allowPlain = d.AllowPlaintextReads
 		}
@@ -500,12 +516,27 @@ func (s *Server) send(ctx context.Context, p *plan, ex *exchange) (*http.Respons
 			next := p.keys[i+1]
 			setSSEC(p.req.Header, next, false)
 			ex.keyID = next.ID()
+		case retry && resp.StatusCode == http.StatusForbidden && len(p.keys) > 0:
+			drain(resp)
+			return nil, noKeyOpens(p.req.Target, p.keys)
 		case p.plainProbe && resp.StatusCode == http.StatusBadRequest:
 			return s.probePlaintext(ctx, p, ex, resp)
 		default:
 			return resp, nil
 		}
 	}
+}
+
+// noKeyOpens is the answer for an object that every key its rule names
+// was refused for: named by key id, never a key.
+func noKeyOpens(t target, keys []*keystore.Key) error {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID()
+	}
+	return s3err.New(s3err.AccessDenied,
+		"no key in ssec-proxy's store opens s3://%s/%s: the upstream refused each key its rule names (%s); it was written with another key, or the upstream's credentials may not read it",
+		t.Bucket, t.Key, strings.Join(ids, ", "))
 }
 
 // roundTrip builds, signs and sends one upstream request.

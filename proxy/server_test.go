@@ -21,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/signer"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
+	"github.com/ssec-proxy/ssec-proxy/internal/invariant"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
@@ -169,10 +170,28 @@ default: deny
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Options{Config: cfg, Keyring: ring})
+	// Every upstream request of every unit test is checked against
+	// invariant 1 (internal/invariant).
+	var h *Server
+	inv := &invariant.RoundTripper{Ring: func() *keystore.Keyring {
+		if h == nil {
+			return nil
+		}
+		return h.Keyring()
+	}}
+	h, err = New(Options{Config: cfg, Keyring: ring, WrapTransport: func(next http.RoundTripper) http.RoundTripper {
+		inv.Next = next
+		return inv
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		v, _ := inv.Violations()
+		for _, s := range v {
+			t.Errorf("invariant: %s", s)
+		}
+	})
 	ps := httptest.NewServer(h)
 	t.Cleanup(ps.Close)
 	return &testProxy{h: h, cfg: cfg, url: ps.URL, up: up, srv: us, keyMD5: md5s}

@@ -22,7 +22,8 @@ import (
 // upstream sends re-signed requests to the S3 service behind the proxy over
 // one shared, tuned transport.
 type upstream struct {
-	base      *url.URL // scheme and host of the endpoint
+	tr        *http.Transport // under client's RoundTripper
+	base      *url.URL        // scheme and host of the endpoint
 	region    string
 	accessKey string
 	secretKey string
@@ -36,7 +37,7 @@ type upstreamObserver interface {
 	UpstreamTLSHandshake(ok bool)
 }
 
-func newUpstream(cfg config.Upstream, obs Observer) (*upstream, error) {
+func newUpstream(cfg config.Upstream, obs Observer, wrap func(http.RoundTripper) http.RoundTripper) (*upstream, error) {
 	base, err := url.Parse(cfg.Endpoint)
 	if err != nil || base.Host == "" {
 		return nil, fmt.Errorf("upstream.endpoint: %q is not a URL", cfg.Endpoint)
@@ -84,13 +85,18 @@ func newUpstream(cfg config.Upstream, obs Observer) (*upstream, error) {
 		WriteBufferSize:       128 << 10,
 		ReadBufferSize:        128 << 10,
 	}
+	var rt http.RoundTripper = tr
+	if wrap != nil {
+		rt = wrap(tr)
+	}
 	return &upstream{
+		tr:        tr,
 		base:      &url.URL{Scheme: base.Scheme, Host: base.Host},
 		region:    cfg.Region,
 		accessKey: cfg.AccessKey,
 		secretKey: cfg.SecretKey,
 		client: &http.Client{
-			Transport: tr,
+			Transport: rt,
 			// S3 redirects (301/307 to another region) go back to the
 			// client as they are; the proxy never follows them with keys.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -33,7 +33,7 @@ func (f *fillAtEOF) Read(p []byte) (int, error) {
 // TestTrailerBodyMatchesMinioGo pins trailerBody to the stream, length and
 // headers that minio-go's SignV4Trailer makes, which the upstream accepts.
 func TestTrailerBodyMatchesMinioGo(t *testing.T) {
-	u, err := newUpstream(config.Upstream{Endpoint: "https://127.0.0.1:9000", Region: "us-east-1", AccessKey: "ak", SecretKey: "sk"}, nil)
+	u, err := newUpstream(config.Upstream{Endpoint: "https://127.0.0.1:9000", Region: "us-east-1", AccessKey: "ak", SecretKey: "sk"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
