@@ -39,8 +39,6 @@ import (
 var (
 	// ErrKeyNotFound: a rule or a lookup names a key id that is not loaded.
 	ErrKeyNotFound = errors.New("keystore: key not found")
-	// ErrNoRule: no rule matches and the default is deny.
-	ErrNoRule = errors.New("keystore: no rule matches and the default is deny")
 )
 
 // Decision is what the rules say about one bucket and object key.
@@ -54,14 +52,6 @@ type Decision struct {
 	// AllowPlaintextReads: reads may return objects stored without SSE-C
 	// under this encrypting rule (rules[].allow_plaintext_reads).
 	AllowPlaintextReads bool
-}
-
-// Err returns ErrNoRule when the decision denies, else nil.
-func (d Decision) Err() error {
-	if d.Deny {
-		return ErrNoRule
-	}
-	return nil
 }
 
 // RuleInfo describes a rule for display (`ssec-proxy check`): ids and MD5s,

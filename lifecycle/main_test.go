@@ -23,6 +23,7 @@ import (
 
 	"github.com/ssec-proxy/ssec-proxy/config"
 	"github.com/ssec-proxy/ssec-proxy/internal/miniotest"
+	"github.com/ssec-proxy/ssec-proxy/internal/testenv"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
@@ -42,12 +43,10 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) (code int) {
-	if _, err := miniotest.Binary(); err != nil {
-		if os.Getenv("SSEC_INTEGRATION") == "require" {
-			fmt.Fprintln(os.Stderr, "lifecycle: FAIL:", err)
+	if ok, fail := testenv.Integration("lifecycle", "THE INTEGRATION TESTS (rekey, audit against MinIO)"); !ok {
+		if fail {
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "\n*** lifecycle: SKIPPING THE INTEGRATION TESTS (rekey, audit against MinIO): %v\n*** run `make test` to install MinIO and run them.\n\n", err)
 		return m.Run() // the unit tests still run
 	}
 	dir, err := os.MkdirTemp("", "ssec-lifecycle-")

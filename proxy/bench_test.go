@@ -217,7 +217,7 @@ func BenchmarkListingRewrite(b *testing.B) {
 }
 
 // BenchmarkETagMD5 is the per-byte cost of the client ETag: the MD5 that
-// countingBody computes over every byte written under an encrypting rule.
+// verifiedBody computes over every byte written under an encrypting rule.
 func BenchmarkETagMD5(b *testing.B) {
 	buf := make([]byte, 128<<10)
 	h := md5.New()

@@ -19,11 +19,11 @@ import (
 // copyPlan is the source side of a CopyObject or UploadPartCopy.
 type copyPlan struct {
 	src copySource
-	// srcETag and srcClientETag are the source's upstream and client
-	// ETags, when a condition made the proxy look them up.
-	srcETag, srcClientETag string
-	srcKey                 *keystore.Key // nil: the source rule stores plaintext
-	dstKey                 *keystore.Key // nil: the destination rule stores plaintext
+	// srcClientETag is the source's client ETag, when a condition made
+	// the proxy look it up.
+	srcClientETag string
+	srcKey        *keystore.Key // nil: the source rule stores plaintext
+	dstKey        *keystore.Key // nil: the destination rule stores plaintext
 }
 
 // crossKey reports whether source and destination are under different

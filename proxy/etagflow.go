@@ -139,7 +139,7 @@ func (s *Server) copyConditions(ctx context.Context, ex *exchange, r *http.Reque
 	}
 	p.req.Header.Del("X-Amz-Copy-Source-If-None-Match")
 	p.req.Header.Set("X-Amz-Copy-Source-If-Match", quote(up))
-	p.copy.srcETag, p.copy.srcClientETag = up, client
+	p.copy.srcClientETag = client
 	return nil
 }
 

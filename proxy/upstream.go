@@ -203,7 +203,7 @@ const trailerChunk = 64 << 10
 // unsigned trailer ("<hex size>\r\n<data>\r\n" per 64 KiB chunk, then
 // "0\r\n", one "name:value\n" line per trailer and "\r\n\r\n"). Data is
 // read straight into the caller's buffer. The trailer values are read
-// after the body returned io.EOF: countingBody fills them in then, once
+// after the body returned io.EOF: verifiedBody fills them in then, once
 // the client's body is verified.
 type trailerBody struct {
 	body      io.Reader

@@ -14,7 +14,7 @@ import (
 	"github.com/ssec-proxy/ssec-proxy/config"
 )
 
-// fillAtEOF is a body that fills its trailer in at io.EOF, as countingBody
+// fillAtEOF is a body that fills its trailer in at io.EOF, as verifiedBody
 // does once the client's body is verified.
 type fillAtEOF struct {
 	r       io.Reader

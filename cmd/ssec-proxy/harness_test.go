@@ -37,6 +37,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/ssec-proxy/ssec-proxy/internal/miniotest"
+	"github.com/ssec-proxy/ssec-proxy/internal/testenv"
 )
 
 var (
@@ -49,7 +50,6 @@ var (
 	minioOnce sync.Once
 	minioSrv  *miniotest.Server
 	minioErr  error
-	skipOnce  sync.Once
 )
 
 func TestMain(m *testing.M) {
@@ -102,6 +102,33 @@ func proxyBinary(t *testing.T) string {
 	return binPath
 }
 
+// allKeys are every key a test world wrote, for the secret scan of every
+// process log.
+var allKeys = struct {
+	sync.Mutex
+	m map[string][]byte
+}{m: map[string][]byte{}}
+
+func testSecrets() testenv.Secrets {
+	allKeys.Lock()
+	defer allKeys.Unlock()
+	keys := make(map[string][]byte, len(allKeys.m))
+	for id, k := range allKeys.m {
+		keys[id] = k
+	}
+	s := testenv.Secrets{Keys: keys, Secrets: map[string]string{"client secret key": clientSK}}
+	if minioSrv != nil {
+		s.Secrets["upstream secret key"] = minioSrv.SecretKey
+	}
+	return s
+}
+
+// integration is testenv.Integration's answer, asked once.
+var integration struct {
+	sync.Once
+	ok, fail bool
+}
+
 // needMinio starts the shared MinIO once, or skips (fails under
 // SSEC_INTEGRATION=require) when there is no MinIO binary.
 func needMinio(t *testing.T) *miniotest.Server {
@@ -109,14 +136,14 @@ func needMinio(t *testing.T) *miniotest.Server {
 	if testing.Short() {
 		t.Skip("-short: integration test")
 	}
-	if _, err := miniotest.Binary(); err != nil {
-		if os.Getenv("SSEC_INTEGRATION") == "require" {
-			t.Fatalf("SSEC_INTEGRATION=require: %v", err)
-		}
-		skipOnce.Do(func() {
-			fmt.Fprintf(os.Stderr, "\n*** cmd/ssec-proxy: SKIPPING THE INTEGRATION TESTS: %v\n*** run `make test` to install MinIO and run them.\n\n", err)
-		})
-		t.Skipf("SKIPPED: no MinIO: %v", err)
+	integration.Do(func() {
+		integration.ok, integration.fail = testenv.Integration("cmd/ssec-proxy", "THE INTEGRATION TESTS")
+	})
+	switch {
+	case integration.fail:
+		t.Fatal("SSEC_INTEGRATION=require: no MinIO")
+	case !integration.ok:
+		t.Skip("SKIPPED: no MinIO")
 	}
 	minioOnce.Do(func() {
 		minioSrv, minioErr = miniotest.Start(context.Background(), filepath.Join(testRoot, "minio"))
@@ -190,6 +217,9 @@ func newWorld(t *testing.T) *world {
 func (w *world) setKey(id string, k []byte) {
 	w.t.Helper()
 	w.keys[id] = k
+	allKeys.Lock()
+	allKeys.m[fmt.Sprintf("%s (%s)", id, w.t.Name())] = k
+	allKeys.Unlock()
 	if err := os.WriteFile(filepath.Join(w.dir, id+".key"), []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
 		w.t.Fatal(err)
 	}
@@ -359,6 +389,11 @@ func startProc(t *testing.T, env []string, args ...string) *proc {
 		default:
 			_ = p.cmd.Process.Kill()
 			<-p.done
+		}
+		// Whatever the test was about, the process logged no secret
+		// (invariant 2).
+		if leaks := testSecrets().In(p.logText()); len(leaks) > 0 {
+			t.Errorf("ssec-proxy %v logged secrets: %v", args, leaks)
 		}
 		if t.Failed() {
 			t.Logf("ssec-proxy %v log:\n%s", args, p.logText())

@@ -1,0 +1,68 @@
+// Package testenv is what the integration test suites (e2e, lifecycle,
+// cmd/ssec-proxy) share: the SSEC_INTEGRATION=require rule, and the scan
+// of what a proxy logged for secrets (invariant 2). MinIO itself is
+// internal/miniotest's.
+package testenv
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/ssec-proxy/ssec-proxy/internal/miniotest"
+)
+
+// Integration reports whether the integration environment (the pinned
+// MinIO) is there. When it is not, it says so loudly on stderr; fail is
+// true when SSEC_INTEGRATION=require makes that a failure (make test, CI)
+// rather than a skip (a plain go test).
+func Integration(pkg, what string) (ok, fail bool) {
+	if _, err := miniotest.Binary(); err != nil {
+		if os.Getenv("SSEC_INTEGRATION") == "require" {
+			fmt.Fprintf(os.Stderr, "%s: FAIL: %v\n", pkg, err)
+			return false, true
+		}
+		fmt.Fprintf(os.Stderr, "\n*** %s: SKIPPING %s: %v\n*** run `make test` to install MinIO and run them.\n\n", pkg, what, err)
+		return false, false
+	}
+	return true, false
+}
+
+// Secrets are what must never appear in a log or an error body: keys (by
+// id, matched in base64, base64url and hex), secret keys (by name), and
+// the markers of signatures and SSE-C key headers.
+type Secrets struct {
+	Keys    map[string][]byte
+	Secrets map[string]string
+}
+
+// signatureMarkers show a signature or a key header in a text.
+var signatureMarkers = []string{"Signature=", "X-Amz-Signature", "chunk-signature", "x-amz-server-side-encryption-customer-key:"}
+
+// In names each secret text contains, sorted.
+func (s Secrets) In(text string) []string {
+	var leaks []string
+	for id, k := range s.Keys {
+		for _, enc := range []string{base64.StdEncoding.EncodeToString(k), base64.RawURLEncoding.EncodeToString(k), fmt.Sprintf("%x", k), string(k)} {
+			if len(enc) >= 16 && strings.Contains(text, enc) {
+				leaks = append(leaks, "key "+id)
+				break
+			}
+		}
+	}
+	for name, v := range s.Secrets {
+		if v != "" && strings.Contains(text, v) {
+			leaks = append(leaks, name)
+		}
+	}
+	lower := strings.ToLower(text)
+	for _, m := range signatureMarkers {
+		if strings.Contains(lower, strings.ToLower(m)) {
+			leaks = append(leaks, m)
+		}
+	}
+	sort.Strings(leaks)
+	return leaks
+}
