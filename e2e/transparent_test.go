@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
@@ -107,6 +108,21 @@ func TestTransparentSmallDifferences(t *testing.T) {
 		done = append(done, s3types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag})
 		md5s = append(md5s, md5hex(p))
 	}
+	sum := sha256.Sum256([]byte(mpKey + "\x00" + aws.ToString(up.UploadId)))
+	partsDir := ".ssec-proxy/parts/" + hex.EncodeToString(sum[:]) + "/"
+	if n := len(reservedUnder(t, "enc", partsDir)); n != len(parts) {
+		t.Errorf("%d part records, want %d", n, len(parts))
+	}
+	t.Run("complete-with-a-wrong-part-etag-on-another-instance", func(t *testing.T) {
+		// An instance that never saw the parts reads their records.
+		other, _ := startProxy(t, nil)
+		wrong := []s3types.CompletedPart{{PartNumber: aws.Int32(1), ETag: aws.String(`"` + md5hex([]byte("other")) + `"`)}, done[1]}
+		_, err := sdkAt(t, other).CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(mpKey),
+			UploadId: up.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: wrong}})
+		if apiCode(err) != "InvalidPart" {
+			t.Errorf("Complete on another instance naming a wrong part ETag: %v, want InvalidPart", err)
+		}
+	})
 	t.Run("complete-with-a-wrong-part-etag", func(t *testing.T) {
 		wrong := []s3types.CompletedPart{done[0], {PartNumber: aws.Int32(2), ETag: aws.String(`"` + md5hex([]byte("other")) + `"`)}}
 		_, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(mpKey),
@@ -120,6 +136,9 @@ func TestTransparentSmallDifferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := multipartMD5(md5s)
+	eventually(t, "the upload's part records removed after the completion", func() bool {
+		return len(reservedUnder(t, "enc", partsDir)) == 0
+	})
 	t.Run("attributes-etag-of-a-multipart-object", func(t *testing.T) {
 		a, err := c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: aws.String("enc"), Key: aws.String(mpKey),
 			ObjectAttributes: []s3types.ObjectAttributes{s3types.ObjectAttributesEtag, s3types.ObjectAttributesObjectSize}})

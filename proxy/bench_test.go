@@ -89,9 +89,9 @@ func BenchmarkUpstreamBuild(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h := put.outboundHeaders(in)
-		setSSEC(h, d.Key, false)
 		ur := &upstreamRequest{Method: http.MethodPut, Target: target{Bucket: "enc", Key: "backups/daily/2026-11-29.tar"},
 			Query: url.Values{}, Header: h, Body: strings.NewReader("x"), Length: 1}
+		ur.decide(keyed(d.Key))
 		if _, err := rt.up.build(ctx, ur); err != nil {
 			b.Fatal(err)
 		}
@@ -107,11 +107,10 @@ func BenchmarkUpstreamBuildTrailer(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		h := http.Header{}
-		setSSEC(h, d.Key, false)
 		ur := &upstreamRequest{Method: http.MethodPut, Target: target{Bucket: "enc", Key: "k"},
-			Query: url.Values{}, Header: h, Body: strings.NewReader("x"), Length: 1,
+			Query: url.Values{}, Header: http.Header{}, Body: strings.NewReader("x"), Length: 1,
 			Trailer: http.Header{"X-Amz-Checksum-Crc32c": {"AAAAAA=="}}}
+		ur.decide(keyed(d.Key))
 		if _, err := rt.up.build(ctx, ur); err != nil {
 			b.Fatal(err)
 		}

@@ -223,7 +223,7 @@ func (s *Server) upstreamOwner(ax *authedExchange, p *plan) string {
 	if v := p.req.Query.Get("versionId"); v != "" {
 		q.Set("versionId", v)
 	}
-	ur := &upstreamRequest{Method: http.MethodGet, Target: ax.target, Query: q, Header: http.Header{}}
+	ur := exemptRequest(http.MethodGet, ax.target, q)
 	resp, err := s.roundTrip(context.Background(), ax.exchange, ur, nil)
 	if err != nil {
 		return ""

@@ -7,7 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"strings"
@@ -399,5 +403,45 @@ func TestOwnerOnlyACLPasses(t *testing.T) {
 	p.up.body = strings.ReplaceAll(acl, "owner-id", "someone-else")
 	if resp := p.do(t, "PUT", "/enc?acl", []byte(acl), nil); resp.StatusCode != 403 {
 		t.Errorf("an ACL naming another owner than the upstream's: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestOneWriterOfSSECHeaders: in the package's code (not its tests)
+// setSSEC and clearSSEC are called from applySSE only, and nothing else
+// names the SSE-C key header: every SSE-C header of every upstream request
+// comes from a decision (invariant 9). And build refuses a request that
+// was not given one.
+func TestOneWriterOfSSECHeaders(t *testing.T) {
+	fset := gotoken.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range pkgs["proxy"].Files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			fd, ok := n.(*ast.FuncDecl)
+			if !ok || fd.Name.Name == "applySSE" {
+				return fd == nil || !ok
+			}
+			ast.Inspect(fd, func(n ast.Node) bool {
+				if call, ok := n.(*ast.CallExpr); ok {
+					if id, ok := call.Fun.(*ast.Ident); ok && (id.Name == "setSSEC" || id.Name == "clearSSEC") {
+						t.Errorf("%s: %s calls %s; only applySSE may", fset.Position(call.Pos()), fd.Name.Name, id.Name)
+					}
+				}
+				return true
+			})
+			return false
+		})
+	}
+	p := newTestProxy(t)
+	ur := &upstreamRequest{Method: http.MethodPut, Target: target{Bucket: "enc", Key: "secret/x"}, Query: url.Values{}, Header: http.Header{}}
+	if _, err := p.h.rt.Load().up.build(context.Background(), ur); err != errUndecided {
+		t.Errorf("build of a request without a decision: %v, want errUndecided", err)
+	}
+	ur.decide(exemptDecision)
+	setSSEC(ur.Header, p.h.rt.Load().ring.Keys()[0], false)
+	if _, err := p.h.rt.Load().up.build(context.Background(), ur); err != errUndecided {
+		t.Errorf("build of an exempt request with a key: %v, want errUndecided", err)
 	}
 }

@@ -83,11 +83,7 @@ func (s *Server) serveCopy(ax *authedExchange, r *http.Request, p *plan) error {
 		if found && (plain || k != cp.srcKey) {
 			drain(resp)
 			cp.srcKey = k
-			if plain {
-				clearSSEC(p.req.Header, true)
-			} else {
-				setSSEC(p.req.Header, k, true)
-			}
+			p.req.decideSource(keyOrPlain(k))
 			if cp.crossKey() && ex.rt.streamCrossKey {
 				return s.streamCopy(ax, r, p)
 			}
@@ -119,7 +115,7 @@ func (s *Server) sourceKey(ctx context.Context, ex *exchange, cp *copyPlan) (k *
 	if len(keys) == 0 {
 		return nil, false, false, nil
 	}
-	setSSEC(head.Header, keys[0], false)
+	head.decide(keyed(keys[0]))
 	hp := &plan{req: head, keys: keys, plainProbe: true, allowPlain: d.AllowPlaintextReads}
 	keyID, decision := ex.keyID, ex.decision
 	resp, err := s.send(ctx, hp, ex)
@@ -159,9 +155,7 @@ func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error 
 	if cp.src.VersionID != "" {
 		get.Query.Set("versionId", cp.src.VersionID)
 	}
-	if cp.srcKey != nil {
-		setSSEC(get.Header, cp.srcKey, false)
-	}
+	get.decide(keyOrPlain(cp.srcKey))
 	for from, to := range copyConditions {
 		if v := p.req.Header.Get(from); v != "" { // as prepareETags left them
 			get.Header.Set(to, v)
@@ -186,11 +180,7 @@ func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error 
 		if found && (plain || k != cp.srcKey) {
 			drain(src)
 			cp.srcKey = k
-			if plain {
-				clearSSEC(get.Header, false)
-			} else {
-				setSSEC(get.Header, k, false)
-			}
+			get.decide(keyOrPlain(k))
 			if src, err = s.roundTrip(ctx, ex, get, nil); err != nil {
 				return err
 			}
@@ -304,7 +294,7 @@ func (s *Server) copyMetadata(ctx context.Context, ex *exchange, r *http.Request
 // objectTags reads the source's tags as a query string for x-amz-tagging.
 // An upstream without tagging (SOS) has none to copy.
 func (s *Server) objectTags(ctx context.Context, ex *exchange, get *upstreamRequest) (string, error) {
-	tr := &upstreamRequest{Method: http.MethodGet, Target: get.Target, Query: url.Values{"tagging": {""}}, Header: http.Header{}}
+	tr := exemptRequest(http.MethodGet, get.Target, url.Values{"tagging": {""}})
 	if v := get.Query.Get("versionId"); v != "" {
 		tr.Query.Set("versionId", v)
 	}
@@ -343,6 +333,7 @@ func (s *Server) putObjectStream(ctx context.Context, ex *exchange, dst *upstrea
 		return s.putStream(ctx, ex, dst, body, size)
 	}
 	create := &upstreamRequest{Method: http.MethodPost, Target: dst.Target, Query: url.Values{"uploads": {""}}, Header: dst.Header.Clone()}
+	create.decide(dst.sse) // the parts and the completion take the same
 	resp, err := s.roundTrip(ctx, ex, create, nil)
 	if err != nil {
 		return "", err
@@ -362,7 +353,7 @@ func (s *Server) putObjectStream(ctx context.Context, ex *exchange, dst *upstrea
 		}
 	}
 	abort := func() {
-		ar := &upstreamRequest{Method: http.MethodDelete, Target: dst.Target, Query: url.Values{"uploadId": {created.UploadID}}, Header: http.Header{}}
+		ar := exemptRequest(http.MethodDelete, dst.Target, url.Values{"uploadId": {created.UploadID}})
 		if resp, err := s.roundTrip(context.WithoutCancel(ctx), ex, ar, nil); err == nil {
 			drain(resp)
 		}
@@ -376,6 +367,7 @@ func (s *Server) putObjectStream(ctx context.Context, ex *exchange, dst *upstrea
 		chunk := min(partSize, left)
 		pr := &upstreamRequest{Method: http.MethodPut, Target: dst.Target, Header: sse.Clone(),
 			Query: url.Values{"partNumber": {strconv.Itoa(n)}, "uploadId": {created.UploadID}}}
+		pr.decide(dst.sse)
 		etag, err := s.putStream(ctx, ex, pr, io.LimitReader(body, chunk), chunk)
 		if err != nil {
 			abort()
@@ -391,6 +383,7 @@ func (s *Server) putObjectStream(ctx context.Context, ex *exchange, dst *upstrea
 	}{Parts: parts})
 	complete := &upstreamRequest{Method: http.MethodPost, Target: dst.Target, Query: url.Values{"uploadId": {created.UploadID}},
 		Header: sse.Clone(), Body: strings.NewReader(doc.String()), Length: int64(doc.Len())}
+	complete.decide(dst.sse)
 	resp, err = s.roundTrip(ctx, ex, complete, nil)
 	if err != nil {
 		abort()

@@ -147,7 +147,7 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	if len(name) > maxKeyLen {
 		return
 	}
-	ur := &upstreamRequest{Method: http.MethodPut, Target: target{Bucket: bucket, Key: name}, Query: url.Values{}, Header: http.Header{}}
+	ur := exemptRequest(http.MethodPut, target{Bucket: bucket, Key: name}, url.Values{})
 	// The object is written: its entry is written too, even if the client
 	// has gone meanwhile.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -228,7 +228,7 @@ func (s *Server) listIndex(ctx context.Context, ex *exchange, bucket, prefix, de
 		} else if startAfter != "" {
 			q.Set("start-after", startAfter)
 		}
-		ur := &upstreamRequest{Method: http.MethodGet, Target: target{Bucket: bucket}, Query: q, Header: http.Header{}}
+		ur := exemptRequest(http.MethodGet, target{Bucket: bucket}, q)
 		resp, err := s.roundTrip(ctx, ex, ur, nil)
 		if err != nil {
 			return out, err

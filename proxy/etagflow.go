@@ -57,11 +57,12 @@ func (s *Server) prepareETags(ctx context.Context, ax *authedExchange, r *http.R
 // the client's ETag of it (the upstream's when the index has none).
 func (s *Server) headETags(ctx context.Context, ex *exchange, t target, versionID string, keys []*keystore.Key) (upstreamETag, clientETag string, resp *http.Response, err error) {
 	hp := &plan{req: &upstreamRequest{Method: http.MethodHead, Target: t, Query: url.Values{}, Header: http.Header{}}, keys: keys}
+	hp.req.decide(plainDecision)
 	if versionID != "" {
 		hp.req.Query.Set("versionId", versionID)
 	}
 	if len(keys) > 0 {
-		setSSEC(hp.req.Header, keys[0], false)
+		hp.req.decide(keyed(keys[0]))
 	}
 	keyID := ex.keyID
 	resp, err = s.send(ctx, hp, ex)
@@ -208,6 +209,7 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 		}
 	}
 	upstreamParts, err := s.listUpstreamParts(ctx, ex, ex.target, p.req.Query.Get("uploadId"))
+	var records map[string]string // part records, read once at the first part this instance does not know
 	if err != nil {
 		return err
 	}
@@ -222,10 +224,18 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 			continue // the upstream will say InvalidPart
 		}
 		// The client's ETag must be that of the part it names, as S3
-		// checks: the MD5 this instance answered for the part when it
-		// knows it, else the upstream's own. (A part uploaded through
-		// another instance whose MD5 this one never saw is not checked.)
-		if want, _ := s.etags.get(ex.target.Bucket, up); want != "" && client != want && client != up {
+		// checks: the MD5 the proxy answered for the part (cached, or
+		// from the part records any instance wrote), else the upstream's.
+		want, _ := s.etags.get(ex.target.Bucket, up)
+		if want == "" && records == nil {
+			if records, _, err = s.partMD5s(ctx, ex, ex.target, p.req.Query.Get("uploadId"), p.keys); err != nil {
+				return err
+			}
+		}
+		if want == "" {
+			want = records[up]
+		}
+		if want != "" && client != want && client != up {
 			return s3err.New(s3err.InvalidPart, "")
 		}
 		out.Write(doc[pos:pt.etagText.start])
@@ -255,7 +265,7 @@ func (s *Server) listUpstreamParts(ctx context.Context, ex *exchange, t target, 
 		if marker != "" {
 			q.Set("part-number-marker", marker)
 		}
-		ur := &upstreamRequest{Method: http.MethodGet, Target: t, Query: q, Header: http.Header{}}
+		ur := exemptRequest(http.MethodGet, t, q) // ListParts
 		resp, err := s.roundTrip(ctx, ex, ur, nil)
 		if err != nil {
 			return nil, err
@@ -312,11 +322,21 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 	case p.op == opPutObject && ok && p.clientMD5() != "":
 		client := p.clientMD5()
 		s.recordETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), client, p.keys[0])
+		if up := unquote(resp.Header.Get("ETag")); up != "" && !versioned(resp) {
+			s.forgetEntries(ex, t.Bucket, t.Key, up) // the overwritten object's
+		}
 		resp.Header.Set("ETag", quote(client))
 	case p.op == opUploadPart && ok && p.clientMD5() != "":
 		// Kept to check the part lists of CompleteMultipartUpload (an
 		// upstream SSE-C part ETag is random: it names one part).
-		s.etags.put(t.Bucket, unquote(resp.Header.Get("ETag")), p.clientMD5())
+		up := unquote(resp.Header.Get("ETag"))
+		s.etags.put(t.Bucket, up, p.clientMD5())
+		if up != "" {
+			// Before the answer: the completion may go to another instance.
+			if err := s.recordPart(ctx, ex, t, p.req.Query.Get("uploadId"), p.req.Query.Get("partNumber"), up, p.clientMD5(), p.keys[0]); err != nil {
+				return err
+			}
+		}
 		resp.Header.Set("ETag", quote(p.clientMD5()))
 	case (p.op == opGetObject || p.op == opHeadObject) && ex.keyID != "" &&
 		(ok || resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusNotModified):
@@ -336,6 +356,9 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
 			return rewriteResultETag(b, "CompleteMultipartUploadResult", func(up string) string {
 				s.recordETag(ctx, ex, t.Bucket, t.Key, up, p.completeETag, p.keys[0])
+				if !versioned(resp) {
+					s.forgetEntries(ex, t.Bucket, t.Key, up)
+				}
 				return p.completeETag
 			})
 		})
@@ -352,6 +375,9 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
 			return rewriteResultETag(b, "CopyObjectResult", func(up string) string {
 				s.recordETag(ctx, ex, t.Bucket, t.Key, up, client, p.keys[0])
+				if !versioned(resp) {
+					s.forgetEntries(ex, t.Bucket, t.Key, up)
+				}
 				return client
 			})
 		})

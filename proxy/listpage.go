@@ -157,7 +157,7 @@ func (s *Server) followPage(ctx context.Context, ex *exchange, bucket string, q 
 			fq.Del("version-id-marker")
 		}
 	}
-	ur := &upstreamRequest{Method: http.MethodGet, Target: target{Bucket: bucket}, Query: fq, Header: http.Header{}}
+	ur := exemptRequest(http.MethodGet, target{Bucket: bucket}, fq)
 	resp, err := s.roundTrip(ctx, ex, ur, nil)
 	if err != nil {
 		return nil, err
@@ -337,7 +337,7 @@ func (s *Server) userKeyUnder(ctx context.Context, ex *exchange, bucket string, 
 				q.Set("start-after", after)
 			}
 		}
-		ur := &upstreamRequest{Method: http.MethodGet, Target: target{Bucket: bucket}, Query: q, Header: http.Header{}}
+		ur := exemptRequest(http.MethodGet, target{Bucket: bucket}, q)
 		resp, err := s.roundTrip(ctx, ex, ur, nil)
 		if err != nil {
 			return false, err

@@ -58,7 +58,14 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 		ax.clientToken = tok
 	}
 	p := &plan{op: o, req: ur}
+	// The decision: none by design for operations without object data
+	// (checkRequest refused their SSE headers); the client's own headers
+	// where no rule encrypts; the rule's key (or the upload's) where one
+	// does.
+	dec := exemptDecision
+	defer func() { ur.decide(dec) }() // once, whatever it is
 	if o.Class != ssePass {
+		dec = asSentDecision
 		d := kr.Match(t.Bucket, t.Key)
 		ax.decision = decisionName(d)
 		ax.ruleBucket, ax.rulePrefix = d.Bucket, d.Prefix
@@ -78,7 +85,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 					return nil, err
 				}
 			}
-			setSSEC(ur.Header, k, false)
+			dec = keyed(k)
 			p.keys = []*keystore.Key{k}
 			for _, rk := range readKeys(d) {
 				if rk != k {
@@ -91,7 +98,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 		}
 	}
 	if o.Class == sseCopy {
-		cp, err := planCopySource(kr, r.Header, ur.Header)
+		cp, err := planCopySource(kr, r.Header, ur)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +124,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 	return p, nil
 }
 
-func planCopySource(kr *keystore.Keyring, in, out http.Header) (*copyPlan, error) {
+func planCopySource(kr *keystore.Keyring, in http.Header, ur *upstreamRequest) (*copyPlan, error) {
 	cs, err := parseCopySource(in.Get("X-Amz-Copy-Source"))
 	if err != nil {
 		return nil, err
@@ -127,14 +134,15 @@ func planCopySource(kr *keystore.Keyring, in, out http.Header) (*copyPlan, error
 		return nil, denied(cs.Bucket, cs.Key)
 	}
 	cp := &copyPlan{src: cs}
+	ur.decideSource(asSentDecision) // a plaintext source: the client's own headers, if any
 	if d.Encrypt {
 		if hasHeaderPrefix(in, copySSEHeaderPrefix) {
 			return nil, refuseClientSSE(cs.Bucket, d, true)
 		}
-		setSSEC(out, d.Key, true)
+		ur.decideSource(keyed(d.Key))
 		cp.srcKey = d.Key
 	}
-	out.Set("X-Amz-Copy-Source", cs.String())
+	ur.Header.Set("X-Amz-Copy-Source", cs.String())
 	return cp, nil
 }
 

@@ -29,7 +29,7 @@ func (s *Server) send(ctx context.Context, p *plan, ex *exchange) (*http.Respons
 		case retry && resp.StatusCode == http.StatusForbidden && i+1 < len(p.keys):
 			drain(resp)
 			next := p.keys[i+1]
-			setSSEC(p.req.Header, next, false)
+			p.req.decide(keyed(next))
 			ex.keyID = next.ID()
 		case retry && resp.StatusCode == http.StatusForbidden && len(p.keys) > 0:
 			drain(resp)
@@ -77,10 +77,9 @@ func (s *Server) probePlaintext(ctx context.Context, p *plan, ex *exchange, firs
 	firstBody, _ := io.ReadAll(io.LimitReader(first.Body, 64<<10))
 	first.Body.Close()
 	first.Body = io.NopCloser(bytes.NewReader(firstBody))
-	plain := p.req.Header.Clone()
-	clearSSEC(plain, false)
 	ur := *p.req
-	ur.Header = plain
+	ur.Header = p.req.Header.Clone()
+	ur.decide(plainDecision)
 	resp, err := s.roundTrip(ctx, ex, &ur, nil)
 	if err != nil {
 		return first, nil

@@ -284,6 +284,13 @@ func (s *Server) serveOp(rt *route, ax *authedExchange, r *http.Request) error {
 	if p.copy != nil {
 		return s.serveCopy(ax, r, p)
 	}
+	if rt.op.Name == "DeleteBucket" {
+		resp, err := s.deleteBucket(ctx, ax.exchange, p)
+		if err != nil {
+			return err
+		}
+		return s.adjustAndRespond(ctx, ax.exchange, r, p, resp)
+	}
 	resp, err := s.send(ctx, p, ax.exchange)
 	if err != nil {
 		return err
@@ -297,6 +304,9 @@ func (s *Server) adjustAndRespond(ctx context.Context, ex *exchange, r *http.Req
 	}
 	if err := s.trackUpload(ctx, ex, p, resp); err != nil {
 		resp.Body.Close()
+		return err
+	}
+	if err := s.afterDelete(ex, p, resp); err != nil {
 		return err
 	}
 	if err := s.adjustETags(ctx, ex, p, resp); err != nil {

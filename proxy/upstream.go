@@ -114,6 +114,9 @@ type upstreamRequest struct {
 	Length  int64     // of Body after decoding
 	Hash    string    // hex sha256 of Body when the client signed it; "" for UNSIGNED-PAYLOAD
 	Trailer http.Header
+	// sse and srcSSE are the decisions its SSE-C headers (and its copy
+	// source's) come from (decision.go).
+	sse, srcSSE sseDecision
 }
 
 // objectPath is the path-style path of t, encoded the one way that the
@@ -132,6 +135,9 @@ func objectPath(t target) string {
 // build makes the signed *http.Request. Signing is the last step: nothing
 // touches the request after it.
 func (u *upstream) build(ctx context.Context, ur *upstreamRequest) (*http.Request, error) {
+	if err := ur.checkDecided(); err != nil {
+		return nil, err
+	}
 	path := objectPath(ur.Target)
 	uu := *u.base
 	uu.Path = path

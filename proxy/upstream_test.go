@@ -46,6 +46,7 @@ func TestTrailerBodyMatchesMinioGo(t *testing.T) {
 				Header: http.Header{"Content-Type": {"text/plain"}}, Body: body, Length: int64(n), Trailer: tr}, tr
 		}
 		ur, _ := mk(iotest.HalfReader(bytes.NewReader(data))) // short reads, as from a network
+		ur.decide(plainDecision)
 		got, err := u.build(context.Background(), ur)
 		if err != nil {
 			t.Fatal(err)

@@ -94,6 +94,13 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	if runErr == nil {
+		// The index: how many entries, how many stale (a dry run of gc).
+		if gc, err := lifecycle.IndexGC(ctx, opts, target, true); err == nil {
+			fmt.Fprintf(table, "ETag index: %d entries, %d stale; %d upload and part records, %d stale (ssec-proxy index gc removes the stale ones)\n",
+				gc.Entries, gc.Stale, gc.Records, gc.StaleRecords)
+		}
+	}
 	switch {
 	case runErr != nil:
 		return fmt.Errorf("audit: %w", runErr)
@@ -180,4 +187,42 @@ func terminal(w io.Writer) io.Writer {
 		return nil
 	}
 	return w
+}
+
+const indexUsage = `usage: ssec-proxy index gc --config FILE [--dry-run] s3://bucket[/prefix]
+
+Removes the ETag index entries under s3://bucket[/prefix] whose object (every
+version with that ETag) is gone, and, for a whole bucket, the records of
+multipart uploads that no longer exist. Removes nothing of the user's. A run can
+be stopped and started again. --dry-run counts and removes nothing.
+
+`
+
+func cmdIndex(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "gc" {
+		fmt.Fprint(stderr, indexUsage)
+		return fmt.Errorf("%w: index needs the subcommand gc", errUsage)
+	}
+	fs := newFlags("index gc", stderr)
+	cfgPath := fs.String("config", "", "the config file (keys, rules, upstream)")
+	dry := fs.Bool("dry-run", false, "count what is stale, remove nothing")
+	fs.Usage = func() { fmt.Fprint(stderr, indexUsage); fs.PrintDefaults() }
+	target, err := parseTargetArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	opts, err := lifecycleOptions(*cfgPath, "index gc", stderr)
+	if err != nil {
+		return err
+	}
+	rep, err := lifecycle.IndexGC(ctx, opts, target, *dry)
+	if rep != nil {
+		if werr := rep.WriteGCSummary(stdout); werr != nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("index gc: %w", err)
+	}
+	return nil
 }

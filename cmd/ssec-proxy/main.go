@@ -30,6 +30,7 @@ commands:
   healthcheck             exit 0 when the proxy's /healthz answers, else 1 (for container health checks)
   rekey   --config FILE s3://bucket[/prefix]   re-encrypt objects not under their rule's current key
   audit   --config FILE s3://bucket[/prefix]   report which key opens each object
+  index gc --config FILE [--dry-run] s3://bucket[/prefix]   remove stale ETag index entries and upload records
 
 Run "ssec-proxy <command> -h" for the flags of a command.
 `
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRekey(ctx, args, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args, stdout, stderr)
+	case "index":
+		return cmdIndex(ctx, args, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -182,6 +182,9 @@ func shutdown(srv *http.Server, hl *health, m *metrics.Metrics, grace time.Durat
 	}()
 	start := time.Now()
 	err := srv.Shutdown(sctx)
+	// The index clean-ups that requests left behind their clients' wait
+	// finish within the same grace.
+	proxy.DrainCleanups(sctx)
 	if err == nil {
 		log.Info("shut down: every request finished", zap.Duration("took", time.Since(start)))
 		return nil

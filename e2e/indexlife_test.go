@@ -1,0 +1,148 @@
+package e2e
+
+// Index entries live and die with their objects (issue 14, item 2), and a
+// bucket emptied through the proxy can be deleted through it.
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/minio/minio-go/v7"
+)
+
+// entriesOf are the ETag index entries of bucket/key on MinIO.
+func entriesOf(t *testing.T, bucket, key string) []string {
+	t.Helper()
+	return reservedUnder(t, bucket, ".ssec-proxy/etags/"+key+" ")
+}
+
+// eventually waits up to 10 s for cond (the clean-ups run behind the
+// client's wait).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Errorf("after 10 s: %s", what)
+}
+
+func TestIndexEntriesFollowTheirObjects(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	c := sdk(t, true)
+	prefix := uniqueKey(t, "indexlife/") + "/"
+	put := func(key string, data []byte) {
+		t.Helper()
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("enc"), Key: aws.String(key), Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("overwrite", func(t *testing.T) {
+		k := prefix + "over"
+		put(k, []byte("one"))
+		put(k, []byte("two"))
+		put(k, []byte("three"))
+		eventually(t, "one entry left for an object written three times", func() bool { return len(entriesOf(t, "enc", k)) == 1 })
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("enc"), Key: aws.String(k)})
+		if err != nil || aws.ToString(h.ETag) != `"`+md5hex([]byte("three"))+`"` {
+			t.Errorf("ETag after overwrites: %s (%v)", aws.ToString(h.ETag), err)
+		}
+	})
+	t.Run("delete-object", func(t *testing.T) {
+		k := prefix + "gone"
+		put(k, []byte("x"))
+		if len(entriesOf(t, "enc", k)) != 1 {
+			t.Fatal("no entry to remove")
+		}
+		if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("enc"), Key: aws.String(k)}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the deleted object's entry removed", func() bool { return len(entriesOf(t, "enc", k)) == 0 })
+	})
+	t.Run("delete-objects", func(t *testing.T) {
+		ks := []string{prefix + "many-a", prefix + "many-b"}
+		var ids []s3types.ObjectIdentifier
+		for _, k := range ks {
+			put(k, []byte(k))
+			ids = append(ids, s3types.ObjectIdentifier{Key: aws.String(k)})
+		}
+		if _, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String("enc"), Delete: &s3types.Delete{Objects: ids}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range ks {
+			eventually(t, "the entry of "+k+" removed", func() bool { return len(entriesOf(t, "enc", k)) == 0 })
+		}
+	})
+}
+
+// emptyBucketWithEntries makes a bucket on MinIO and writes files under
+// star/ (the "*" rule) through the proxy, so that it holds index entries.
+func emptyBucketWithEntries(t *testing.T, name string) []byte {
+	t.Helper()
+	if err := direct(t).MakeBucket(context.Background(), name, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(3000)
+	mc := viaProxy(t, true)
+	for _, k := range []string{"star/a", "star/b/c"} {
+		if _, err := mc.PutObject(context.Background(), name, k, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(reservedUnder(t, name, ".ssec-proxy/")); n != 2 {
+		t.Fatalf("%d of the proxy's own objects, want 2 entries", n)
+	}
+	return data
+}
+
+func bucketGone(t *testing.T, name string) bool {
+	ok, err := direct(t).BucketExists(context.Background(), name)
+	return err == nil && !ok
+}
+
+func TestDeleteBucketThroughTheProxy(t *testing.T) {
+	buckets(t)
+	t.Run("aws-s3-rb-force", func(t *testing.T) {
+		aws := find(t, program{name: "debian-awscli", path: "/usr/bin/aws", debian: true})
+		name := "rbx-" + strings.ToLower(string(hexRand(3)))
+		emptyBucketWithEntries(t, name)
+		runProgram(t, clientEnv(t), aws, "--endpoint-url="+env.httpsURL, "s3", "rb", "--force", "s3://"+name)
+		if !bucketGone(t, name) {
+			t.Errorf("aws s3 rb --force left %s", name)
+		}
+	})
+	t.Run("rclone-purge", func(t *testing.T) {
+		rclone := find(t, program{name: "rclone", path: "/usr/bin/rclone", debian: true})
+		name := "purgex-" + strings.ToLower(string(hexRand(3)))
+		emptyBucketWithEntries(t, name)
+		runAll(t, rcloneEnv(t), rclone, "purge", "ssec:"+name, "--ca-cert", env.caFile, "--retries", "1")
+		if !bucketGone(t, name) {
+			t.Errorf("rclone purge left %s", name)
+		}
+	})
+	t.Run("user-object-left", func(t *testing.T) {
+		name := "keepx-" + strings.ToLower(string(hexRand(3)))
+		emptyBucketWithEntries(t, name)
+		dir := t.TempDir()
+		_ = os.WriteFile(filepath.Join(dir, "x"), []byte("x"), 0o600)
+		if _, err := direct(t).PutObject(context.Background(), name, "user-object", bytes.NewReader([]byte("x")), 1, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r := newRaw("DELETE", "/"+name, nil)
+		r.signClient(env.httpURL, emptyHash)
+		wantError(t, send(t, env.httpURL, r), 409, "BucketNotEmpty")
+		if n := len(reservedUnder(t, name, ".ssec-proxy/")); n != 2 {
+			t.Errorf("the proxy's entries were touched: %d left, want 2", n)
+		}
+	})
+}
