@@ -1081,6 +1081,7 @@ func checkStored(t *testing.T, a *s3Answer, before map[string]objState, bucket, 
 // removeWithIndex removes bucket/key from MinIO, and the proxy's ETag
 // index entries of that key.
 func removeWithIndex(t *testing.T, bucket, key string) {
+	settle(t)
 	ctx := context.Background()
 	c := sharedDirect(t)
 	_ = c.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})

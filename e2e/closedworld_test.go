@@ -144,6 +144,7 @@ func TestSecuritySubresourceSmuggling(t *testing.T) {
 		// 5. DeleteObjects may not name the index.
 		{"delete-objects-index", "POST", "/enc", "delete", nil, nil, 403, "AccessDenied"},
 	}
+	settle(t)
 	idx := indexEntriesOf(t, "enc")
 	if len(idx) == 0 {
 		t.Fatal("no index entry in enc: the DeleteObjects case needs one")
@@ -277,6 +278,7 @@ func TestSecurityListingHidesIndex(t *testing.T) {
 			t.Fatalf("put %q: %v", k, err)
 		}
 	}
+	settle(t)
 	if n := len(indexEntriesOf(t, bucket)); n != len(keys) {
 		t.Fatalf("%d index entries, want %d: the test needs the index present", n, len(keys))
 	}

@@ -61,6 +61,7 @@ func TestIndexEntriesFollowTheirObjects(t *testing.T) {
 	t.Run("delete-object", func(t *testing.T) {
 		k := prefix + "gone"
 		put(k, []byte("x"))
+		settle(t)
 		if len(entriesOf(t, "enc", k)) != 1 {
 			t.Fatal("no entry to remove")
 		}
@@ -99,6 +100,7 @@ func emptyBucketWithEntries(t *testing.T, name string) []byte {
 			t.Fatal(err)
 		}
 	}
+	settle(t)
 	if n := len(reservedUnder(t, name, ".ssec-proxy/")); n != 2 {
 		t.Fatalf("%d of the proxy's own objects, want 2 entries", n)
 	}

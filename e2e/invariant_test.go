@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/ssec-proxy/ssec-proxy/internal/invariant"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
@@ -53,4 +56,17 @@ func invariantViolations() bool {
 	}
 	fmt.Fprintf(os.Stderr, "e2e: invariant check: %d upstream requests checked, %d violations\n", total, bad)
 	return bad == 0 && total > 0
+}
+
+// settle waits for what the proxies in this process left behind their
+// clients' wait (index writes and clean-ups): a test that reads the index
+// on MinIO, or through another instance, looks after it.
+func settle(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	proxy.DrainCleanups(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("the proxies' index writes did not finish in 30 s")
+	}
 }

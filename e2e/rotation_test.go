@@ -274,6 +274,7 @@ func TestRekeyKeepsETagsAndAuditCounts(t *testing.T) {
 				t.Fatal(err)
 			}
 			want["multi"] = `"` + multipartMD5(md5s) + `"`
+			settle(t)
 			entries := len(reservedUnder(t, bucket, ".ssec-proxy/"))
 			if entries != 3 {
 				t.Fatalf("%d of the proxy's own objects, want 3 index entries", entries)

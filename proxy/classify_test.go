@@ -7,16 +7,18 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	gotoken "go/token"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7/pkg/signer"
 )
@@ -336,6 +338,9 @@ func TestObserverHooks(t *testing.T) {
 	if obs.conns.n.Load() == 0 || obs.handshakes.n.Load() == 0 {
 		t.Errorf("connections %d, handshakes %d: want both counted", obs.conns.n.Load(), obs.handshakes.n.Load())
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	DrainCleanups(ctx) // the entry is written behind the answer
+	cancel()
 	if obs.indexOK.n.Load() != 1 {
 		t.Errorf("index writes %d, want 1", obs.indexOK.n.Load())
 	}
@@ -413,11 +418,22 @@ func TestOwnerOnlyACLPasses(t *testing.T) {
 // was not given one.
 func TestOneWriterOfSSECHeaders(t *testing.T) {
 	fset := gotoken.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	dir, err := os.ReadDir(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range pkgs["proxy"].Files {
+	var files []*ast.File
+	for _, e := range dir {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, e.Name(), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
 			fd, ok := n.(*ast.FuncDecl)
 			if !ok || fd.Name.Name == "applySSE" {
@@ -444,4 +460,93 @@ func TestOneWriterOfSSECHeaders(t *testing.T) {
 	if _, err := p.h.rt.Load().up.build(context.Background(), ur); err != errUndecided {
 		t.Errorf("build of an exempt request with a key: %v, want errUndecided", err)
 	}
+}
+
+// TestIndexWritesBehind: the index entry of a write is written behind the
+// client's wait (issue 14, item 1): the client has its answer while the
+// entry's PUT is still held, the same instance answers the client ETag at
+// once, the writes under way are bounded (one more waits for a slot:
+// back-pressure, not memory), and DrainCleanups (SIGTERM) waits for them.
+func TestIndexWritesBehind(t *testing.T) {
+	p := newTestProxy(t)
+	p.up.etag = `"upstream-etag"`
+	gate := make(chan struct{})
+	p.up.mu.Lock()
+	p.up.gate = gate
+	p.up.mu.Unlock()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(gate)
+		}
+	}
+	defer release()
+
+	done := make(chan int, 1)
+	go func() { done <- p.do(t, "PUT", "/enc/secret/first", []byte("data"), nil).StatusCode }()
+	select {
+	case st := <-done:
+		if st != 200 {
+			t.Fatalf("PUT: %d", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the PUT waited for its index entry")
+	}
+	if got := p.do(t, "HEAD", "/enc/secret/first", nil, nil).Header.Get("ETag"); got != `"`+md5hex("data")+`"` {
+		t.Errorf("HEAD on the same instance: ETag %s, want the MD5 at once", got)
+	}
+	if n := p.h.indexPending.Load(); n != 1 {
+		t.Errorf("%d index writes pending, want 1", n)
+	}
+	// Fill the other slots, then one more: it waits.
+	answered := make(chan struct{}, maxCleanups+1)
+	for i := 0; i < maxCleanups; i++ {
+		go func(i int) {
+			p.do(t, "PUT", fmt.Sprintf("/enc/secret/more-%d", i), []byte("data"), nil)
+			answered <- struct{}{}
+		}(i)
+	}
+	// While the index is held, the slots run out: some of these wait
+	// (each write also starts the clean-up of its overwritten entries,
+	// which takes a slot for a moment).
+	got := 0
+	for quiet := time.After(2 * time.Second); ; {
+		select {
+		case <-answered:
+			got++
+			quiet = time.After(2 * time.Second)
+			continue
+		case <-quiet:
+		}
+		break
+	}
+	if got >= maxCleanups || got == 0 {
+		t.Errorf("%d of %d writes answered while the index was held: want some, not all (back-pressure)", got, maxCleanups)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	DrainCleanups(ctx)
+	cancel()
+	if ctx.Err() == nil {
+		t.Error("DrainCleanups returned while index writes were held")
+	}
+	release()
+	for ; got < maxCleanups; got++ {
+		select {
+		case <-answered:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the waiting writes were not answered once the index went on")
+		}
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	DrainCleanups(ctx)
+	if ctx.Err() != nil || p.h.indexPending.Load() != 0 {
+		t.Errorf("after the drain: %v, %d pending", ctx.Err(), p.h.indexPending.Load())
+	}
+}
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

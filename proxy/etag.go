@@ -147,24 +147,29 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	if len(name) > maxKeyLen {
 		return
 	}
-	ur := exemptRequest(http.MethodPut, target{Bucket: bucket, Key: name}, url.Values{})
-	// The object is written: its entry is written too, even if the client
-	// has gone meanwhile.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
+	// The entry is written behind the client's wait (this instance
+	// answers the client ETag from its cache meanwhile; another sees it
+	// once the PUT is done, within one upstream round trip as a rule and
+	// 30 s at most), even if the client has gone. A crash loses at most
+	// entries, never objects: their ETags fall back to the upstream's.
 	s.indexPending.Add(1)
-	defer s.indexPending.Add(-1)
-	resp, err := s.roundTrip(ctx, ex, ur, nil)
-	if err != nil {
-		s.logIndexError(ex, "writing", err.Error())
-		s.indexWrite(false)
-		return
-	}
-	drain(resp)
-	if resp.StatusCode != http.StatusOK {
-		s.logIndexError(ex, "writing", resp.Status)
-	}
-	s.indexWrite(resp.StatusCode == http.StatusOK)
+	s.behind(ex, func(bg *exchange) {
+		defer s.indexPending.Add(-1)
+		ur := exemptRequest(http.MethodPut, target{Bucket: bucket, Key: name}, url.Values{})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := s.roundTrip(ctx, bg, ur, nil)
+		if err != nil {
+			s.logIndexError(bg, "writing", err.Error())
+			s.indexWrite(false)
+			return
+		}
+		drain(resp)
+		if resp.StatusCode != http.StatusOK {
+			s.logIndexError(bg, "writing", resp.Status)
+		}
+		s.indexWrite(resp.StatusCode == http.StatusOK)
+	})
 }
 
 // indexObserver hears of index writes (metrics' IndexObserver).

@@ -48,6 +48,21 @@ func DrainCleanups(ctx context.Context) {
 	}
 }
 
+// behind runs job after the client's answer, on an exchange of its own:
+// at most maxCleanups at once in the process; one more waits for a slot
+// (back-pressure: memory stays bounded however slow the upstream), none is
+// dropped. DrainCleanups waits for them.
+func (s *Server) behind(ex *exchange, job func(bg *exchange)) {
+	cleanupWG.Add(1)
+	cleanupSlots <- struct{}{}
+	bg := &exchange{rt: ex.rt, id: ex.id}
+	go func() {
+		defer cleanupWG.Done()
+		defer func() { <-cleanupSlots }()
+		job(bg)
+	}()
+}
+
 // forgetEntries removes, behind the client's wait, the index entries of
 // bucket/key other than the one of keep (an upstream ETag; "" removes
 // them all).
@@ -55,12 +70,7 @@ func (s *Server) forgetEntries(ex *exchange, bucket, key, keep string) {
 	if !ex.rt.md5ETags || key == "" || reservedKey(key) {
 		return
 	}
-	cleanupWG.Add(1)
-	cleanupSlots <- struct{}{}
-	ex = &exchange{rt: ex.rt, id: ex.id} // its own: the request's goes on without it
-	go func() {
-		defer cleanupWG.Done()
-		defer func() { <-cleanupSlots }()
+	s.behind(ex, func(ex *exchange) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		entries, err := s.listIndex(ctx, ex, bucket, indexPrefix+key+" ", "", "", "", 4)
@@ -77,7 +87,7 @@ func (s *Server) forgetEntries(ex *exchange, bucket, key, keep string) {
 				drain(resp)
 			}
 		}
-	}()
+	})
 }
 
 // versioned reports an answer from a versioned bucket.

@@ -92,8 +92,8 @@ func TestPostFormAnswers(t *testing.T) {
 			}
 			var put *recorded
 			for _, r := range p.up.all()[n:] {
-				if r.Method == "PUT" && put == nil {
-					put = &r // the object's; the index entry's comes after
+				if r.Method == "PUT" && r.Path == "/enc/"+tc.extra["key"] {
+					put = &r // the object's, not an index entry's
 				}
 			}
 			if put == nil || put.Path != "/enc/"+tc.extra["key"] || string(put.Body) != "file data" || put.Header.Get(hSSEKey) != p.keyMD5["cur"] {

@@ -33,7 +33,10 @@ type fakeS3 struct {
 	body    string
 	echoMD5 string // answer with this SSE-C key MD5, as S3 echoes it
 	etag    string // answer with this ETag header
-	mark    int    // first() looks at requests from here on
+	// gate, when set, holds every request for the proxy's ETag index
+	// until it is closed (a slow index write).
+	gate chan struct{}
+	mark int // first() looks at requests from here on
 }
 
 type recorded struct {
@@ -47,7 +50,12 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(r.Body)
 	f.mu.Lock()
 	f.reqs = append(f.reqs, recorded{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), b, err})
-	status, body := f.status, f.body
+	status, body, gate := f.status, f.body, f.gate
+	if gate != nil && strings.Contains(r.URL.Path, "/.ssec-proxy/etags/") {
+		f.mu.Unlock()
+		<-gate
+		f.mu.Lock()
+	}
 	if f.etag != "" {
 		w.Header().Set("ETag", f.etag)
 	}

@@ -199,12 +199,7 @@ func (s *Server) partMD5s(ctx context.Context, ex *exchange, t target, uploadID 
 
 // forgetParts removes an upload's part records behind the client's wait.
 func (s *Server) forgetParts(ex *exchange, t target, uploadID string) {
-	cleanupWG.Add(1)
-	cleanupSlots <- struct{}{}
-	bg := &exchange{rt: ex.rt, id: ex.id}
-	go func() {
-		defer cleanupWG.Done()
-		defer func() { <-cleanupSlots }()
+	s.behind(ex, func(bg *exchange) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		_, names, err := s.partMD5s(ctx, bg, t, uploadID, nil)
@@ -221,5 +216,5 @@ func (s *Server) forgetParts(ex *exchange, t target, uploadID string) {
 				s.logIndexError(bg, "removing part records", err.Error())
 			}
 		}
-	}()
+	})
 }
