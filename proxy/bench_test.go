@@ -199,7 +199,7 @@ func BenchmarkListingRewrite(b *testing.B) {
 	s := benchServer(b)
 	rt := s.rt.Load()
 	for i := range 1000 {
-		s.etags.put("enc", fmt.Sprintf("up%04d", i), fmt.Sprintf("%032x", i))
+		s.etags.Put("enc", fmt.Sprintf("up%04d", i), fmt.Sprintf("%032x", i))
 	}
 	body := listing1000()
 	ex := &exchange{rt: rt}

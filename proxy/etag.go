@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -72,68 +71,6 @@ func multipartETag(parts []string) (string, bool) {
 	return hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts)), true
 }
 
-// etagCache remembers client ETags by bucket and upstream ETag, so that
-// repeated reads cost no index look-up, and for a while that an upstream
-// ETag has no entry (objects written without the proxy), so that reading
-// them does not cost a look-up each time. It is bounded; when full it
-// drops an arbitrary tenth.
-type etagCache struct {
-	mu   sync.Mutex
-	m    map[string]string
-	none map[string]time.Time // no entry, as of then
-	max  int
-}
-
-// noneTTL is how long "no entry" is believed: another instance may be
-// writing the entry of an object it has just written.
-const noneTTL = time.Minute
-
-func newETagCache(max int) *etagCache {
-	return &etagCache{m: map[string]string{}, none: map[string]time.Time{}, max: max}
-}
-
-// get returns the client ETag; known reports whether the answer (found or
-// known to be absent) is cached.
-func (c *etagCache) get(bucket, upstreamETag string) (clientETag string, known bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := bucket + "\x00" + upstreamETag
-	if v, ok := c.m[k]; ok {
-		return v, true
-	}
-	if t, ok := c.none[k]; ok && time.Since(t) < noneTTL {
-		return "", true
-	}
-	return "", false
-}
-
-func (c *etagCache) put(bucket, upstreamETag, clientETag string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := bucket + "\x00" + upstreamETag
-	if clientETag == "" {
-		c.none[k] = time.Now()
-		trim(c.none, c.max)
-		return
-	}
-	delete(c.none, k)
-	c.m[k] = clientETag
-	trim(c.m, c.max)
-}
-
-func trim[V any](m map[string]V, max int) {
-	if len(m) <= max {
-		return
-	}
-	n := max / 10
-	for k := range m {
-		if n--; n < 0 {
-			break
-		}
-		delete(m, k)
-	}
-}
-
 // recordETag writes the index entry for an object written through the
 // proxy, and caches it. A key too long for an entry's name is not indexed:
 // its later responses carry the upstream's ETag.
@@ -142,7 +79,7 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	if upstreamETag == "" || clientETag == "" || k == nil {
 		return
 	}
-	s.etags.put(bucket, upstreamETag, clientETag)
+	s.etags.Put(bucket, upstreamETag, clientETag)
 	name := etagindex.EntryName(key, upstreamETag, etagindex.Seal(k, upstreamETag, clientETag))
 	if len(name) > maxKeyLen {
 		return
@@ -192,7 +129,7 @@ func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upst
 	if upstreamETag == "" || len(keys) == 0 {
 		return "", false
 	}
-	if v, known := s.etags.get(bucket, upstreamETag); known {
+	if v, known := s.etags.Get(bucket, upstreamETag); known {
 		return v, v != ""
 	}
 	found, err := s.listIndex(ctx, ex, bucket, indexPrefix+key+" "+upstreamETag+" ", "", "", "", 1)
@@ -203,12 +140,12 @@ func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upst
 	for _, e := range found {
 		if e.key == key && e.upstreamETag == upstreamETag {
 			if v, ok := etagindex.Open(keys, upstreamETag, e.sealed); ok {
-				s.etags.put(bucket, upstreamETag, v)
+				s.etags.Put(bucket, upstreamETag, v)
 				return v, true
 			}
 		}
 	}
-	s.etags.put(bucket, upstreamETag, "")
+	s.etags.Put(bucket, upstreamETag, "")
 	return "", false
 }
 

@@ -239,27 +239,3 @@ func TestParseListingIndexPage(t *testing.T) {
 		t.Fatalf("entry %q %q %q %v", k, e, sealed, ok)
 	}
 }
-
-func TestETagCache(t *testing.T) {
-	c := newETagCache(20)
-	if _, known := c.get("b", "e1"); known {
-		t.Fatal("empty cache knows e1")
-	}
-	c.put("b", "e1", "md5")
-	if v, known := c.get("b", "e1"); !known || v != "md5" {
-		t.Errorf("get e1 = %q %v", v, known)
-	}
-	if _, known := c.get("other", "e1"); known {
-		t.Error("buckets are not kept apart")
-	}
-	c.put("b", "e2", "")
-	if v, known := c.get("b", "e2"); !known || v != "" {
-		t.Errorf("a known absence: %q %v", v, known)
-	}
-	for i := 0; i < 100; i++ {
-		c.put("b", strings.Repeat("x", i+1), "v")
-	}
-	if len(c.m) > 21 {
-		t.Errorf("cache grew to %d entries, bound 20", len(c.m))
-	}
-}

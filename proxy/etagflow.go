@@ -3,9 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"io"
@@ -144,162 +141,6 @@ func (s *Server) copyConditions(ctx context.Context, ex *exchange, r *http.Reque
 	return nil
 }
 
-// prepareComplete reads the client's part list (bounded), puts the
-// upstream's part ETags in place of the client's MD5s, and computes the
-// client's multipart ETag from the client's.
-func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) error {
-	if p.req.Body == nil {
-		return nil
-	}
-	doc, err := io.ReadAll(io.LimitReader(p.req.Body, maxCompleteBody+1))
-	if err != nil {
-		return err
-	}
-	if len(doc) > maxCompleteBody {
-		return s3err.New(s3err.MalformedXML, "the part list is larger than %d bytes", maxCompleteBody)
-	}
-	// The body changes below: the client's Content-MD5 is checked here,
-	// and the upstream gets the MD5 of what it is sent (AWS checks it).
-	if v := p.req.Header.Get("Content-Md5"); v != "" {
-		if sum := md5.Sum(doc); base64.StdEncoding.EncodeToString(sum[:]) != v {
-			return s3err.New(s3err.BadDigest, "")
-		}
-	}
-	type part struct {
-		number   int
-		etag     string
-		etagText span
-	}
-	var parts []part
-	dec := xml.NewDecoder(bytes.NewReader(doc))
-	var cur *part
-	field := ""
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return s3err.New(s3err.MalformedXML, "")
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Local == "Part" {
-				cur = &part{etagText: span{-1, -1}}
-			} else if cur != nil {
-				field = t.Name.Local
-				if field == "ETag" {
-					cur.etagText = span{dec.InputOffset(), dec.InputOffset()}
-				}
-			}
-		case xml.CharData:
-			if cur != nil && field == "PartNumber" {
-				cur.number, _ = strconv.Atoi(strings.TrimSpace(string(t)))
-			}
-			if cur != nil && field == "ETag" {
-				cur.etag += string(t)
-				cur.etagText.end = dec.InputOffset()
-			}
-		case xml.EndElement:
-			if t.Name.Local == "Part" && cur != nil {
-				parts = append(parts, *cur)
-				cur = nil
-			}
-			field = ""
-		}
-	}
-	upstreamParts, err := s.listUpstreamParts(ctx, ex, ex.target, p.req.Query.Get("uploadId"))
-	var records map[string]string // part records, read once at the first part this instance does not know
-	if err != nil {
-		return err
-	}
-	var out bytes.Buffer
-	pos := int64(0)
-	clientETags := make([]string, 0, len(parts))
-	for _, pt := range parts {
-		client := unquote(strings.TrimSpace(pt.etag))
-		clientETags = append(clientETags, client)
-		up, ok := upstreamParts[pt.number]
-		if !ok || pt.etagText.start < 0 {
-			continue // the upstream will say InvalidPart
-		}
-		// The client's ETag must be that of the part it names, as S3
-		// checks: the MD5 the proxy answered for the part (cached, or
-		// from the part records any instance wrote), else the upstream's.
-		want, _ := s.etags.get(ex.target.Bucket, up)
-		if want == "" && records == nil {
-			if records, _, err = s.partMD5s(ctx, ex, ex.target, p.req.Query.Get("uploadId"), p.keys); err != nil {
-				return err
-			}
-		}
-		if want == "" {
-			want = records[up]
-		}
-		if want != "" && client != want && client != up {
-			return s3err.New(s3err.InvalidPart, "")
-		}
-		out.Write(doc[pos:pt.etagText.start])
-		out.WriteString("&#34;" + up + "&#34;")
-		pos = pt.etagText.end
-	}
-	out.Write(doc[pos:])
-	if etag, ok := multipartETag(clientETags); ok {
-		p.completeETag = etag
-	}
-	body := out.Bytes()
-	sum := sha256.Sum256(body)
-	p.req.Body, p.req.Length, p.req.Hash, p.req.Trailer = bytes.NewReader(body), int64(len(body)), hex.EncodeToString(sum[:]), nil
-	if p.req.Header.Get("Content-Md5") != "" {
-		m := md5.Sum(body)
-		p.req.Header.Set("Content-Md5", base64.StdEncoding.EncodeToString(m[:]))
-	}
-	return nil
-}
-
-// listUpstreamParts maps part numbers to the upstream's part ETags.
-func (s *Server) listUpstreamParts(ctx context.Context, ex *exchange, t target, uploadID string) (map[int]string, error) {
-	out := map[int]string{}
-	marker := ""
-	for page := 0; page < 20; page++ {
-		q := url.Values{"uploadId": {uploadID}, "max-parts": {"1000"}}
-		if marker != "" {
-			q.Set("part-number-marker", marker)
-		}
-		ur := exemptRequest(http.MethodGet, t, q) // ListParts
-		resp, err := s.roundTrip(ctx, ex, ur, nil)
-		if err != nil {
-			return nil, err
-		}
-		var res struct {
-			Parts []struct {
-				PartNumber int    `xml:"PartNumber"`
-				ETag       string `xml:"ETag"`
-			} `xml:"Part"`
-			IsTruncated          bool   `xml:"IsTruncated"`
-			NextPartNumberMarker string `xml:"NextPartNumberMarker"`
-		}
-		err = xml.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&res)
-		resp.Body.Close()
-		if err == io.EOF {
-			err = nil // no body: no parts
-		}
-		if resp.StatusCode == http.StatusNotFound {
-			return out, nil // NoSuchUpload: the Complete itself will say so
-		}
-		if resp.StatusCode != http.StatusOK || err != nil {
-			return nil, s3err.New(s3err.BadGateway, "listing the upload's parts failed with status %d", resp.StatusCode)
-		}
-		for _, pt := range res.Parts {
-			out[pt.PartNumber] = unquote(pt.ETag)
-		}
-		if !res.IsTruncated || res.NextPartNumberMarker == "" {
-			break
-		}
-		marker = res.NextPartNumberMarker
-	}
-	return out, nil
-}
-
 // maxRewrittenBody bounds the small XML answers the proxy rewrites.
 const maxRewrittenBody = 1 << 20
 
@@ -309,9 +150,9 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 	ok := resp.StatusCode == http.StatusOK
 	t := ex.target
 	switch {
-	case !ex.rt.md5ETags && !listOps[p.op.Name]:
+	case !ex.rt.md5ETags && p.etag != etagList:
 		return nil
-	case listOps[p.op.Name] && ok:
+	case p.etag == etagList && ok:
 		// A page the proxy cannot read could show the index: it is not
 		// passed on (strict).
 		return s.replaceBody(resp, maxListingBody, true, func(b []byte) ([]byte, error) {
@@ -319,18 +160,18 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 		})
 	case len(p.keys) == 0 && p.copy == nil:
 		return nil
-	case p.op == opPutObject && ok && p.clientMD5() != "":
+	case p.etag == etagPut && ok && p.clientMD5() != "":
 		client := p.clientMD5()
 		s.recordETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), client, p.keys[0])
 		if up := unquote(resp.Header.Get("ETag")); up != "" && !versioned(resp) {
 			s.forgetEntries(ex, t.Bucket, t.Key, up) // the overwritten object's
 		}
 		resp.Header.Set("ETag", quote(client))
-	case p.op == opUploadPart && ok && p.clientMD5() != "":
+	case p.etag == etagPart && ok && p.clientMD5() != "":
 		// Kept to check the part lists of CompleteMultipartUpload (an
 		// upstream SSE-C part ETag is random: it names one part).
 		up := unquote(resp.Header.Get("ETag"))
-		s.etags.put(t.Bucket, up, p.clientMD5())
+		s.etags.Put(t.Bucket, up, p.clientMD5())
 		if up != "" {
 			// Before the answer: the completion may go to another instance.
 			if err := s.recordPart(ctx, ex, t, p.req.Query.Get("uploadId"), p.req.Query.Get("partNumber"), up, p.clientMD5(), p.keys[0]); err != nil {
@@ -338,12 +179,12 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 			}
 		}
 		resp.Header.Set("ETag", quote(p.clientMD5()))
-	case (p.op == opGetObject || p.op == opHeadObject) && ex.keyID != "" &&
+	case p.etag == etagRead && ex.keyID != "" &&
 		(ok || resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusNotModified):
 		if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), p.keys); found {
 			resp.Header.Set("ETag", quote(v))
 		}
-	case p.op == opGetAttributes && ok && ex.keyID != "":
+	case p.etag == etagAttributes && ok && ex.keyID != "":
 		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
 			return rewriteResultETag(b, "", func(up string) string {
 				if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, up, p.keys); found {
@@ -352,7 +193,7 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 				return up
 			})
 		})
-	case p.op == opCompleteMultipart && ok && p.completeETag != "":
+	case p.etag == etagComplete && ok && p.completeETag != "":
 		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
 			return rewriteResultETag(b, "CompleteMultipartUploadResult", func(up string) string {
 				s.recordETag(ctx, ex, t.Bucket, t.Key, up, p.completeETag, p.keys[0])
@@ -362,7 +203,7 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 				return p.completeETag
 			})
 		})
-	case p.op == opCopyObject && ok && len(p.keys) > 0:
+	case p.etag == etagCopy && ok && len(p.keys) > 0:
 		client := p.copy.srcClientETag
 		if client == "" {
 			d := ex.rt.ring.Match(p.copy.src.Bucket, p.copy.src.Key)

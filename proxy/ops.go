@@ -52,9 +52,6 @@ var (
 	opDeleteObjects     = op{"DeleteObjects", ssePass}
 )
 
-// listOps are the listings whose ETags the proxy rewrites.
-var listOps = map[string]bool{opListObjects.Name: true, opListObjectsV2.Name: true, opListVersions.Name: true}
-
 // access says what an operation may do to who can reach the upstream
 // bucket (upstream.allow_access_changes).
 type access int
@@ -67,9 +64,25 @@ const (
 	accessWidens         // always widens access (a bucket policy, removing a public access block; replication, logging and notifications, which send data or events elsewhere; ownership controls, which can turn ACLs back on)
 )
 
+// etagHook is what an operation's answer needs for MD5 ETags (etag.go,
+// adjustETags): the listing rewritten, the client ETag recorded or put in.
+type etagHook int
+
+const (
+	etagNone       etagHook = iota
+	etagList                // a listing: the index left out, client ETags put in
+	etagPut                 // PutObject: the data's MD5 recorded and answered
+	etagPart                // UploadPart: the part's MD5 recorded and answered
+	etagRead                // GetObject, HeadObject: the client ETag answered
+	etagAttributes          // GetObjectAttributes: the same, in the XML
+	etagComplete            // CompleteMultipartUpload: the multipart MD5 recorded and answered
+	etagCopy                // CopyObject: the source's client ETag recorded and answered
+)
+
 // route is one row of the operation table.
 type route struct {
 	op     op
+	etag   etagHook
 	level  level
 	method string
 	sub    []string          // query parameters that name the operation; all present
@@ -257,10 +270,10 @@ func buildRoutes() []route {
 	rs := []route{
 		{op: opListBuckets, level: svc, method: get, params: []string{"max-buckets", "continuation-token", "prefix", "bucket-region"}},
 
-		{op: opListVersions, level: bkt, method: get, sub: []string{"versions"},
+		{op: opListVersions, etag: etagList, level: bkt, method: get, sub: []string{"versions"},
 			params: []string{"delimiter", "encoding-type", "key-marker", "max-keys", "prefix", "version-id-marker"},
 			hdr:    headers("X-Amz-Optional-Object-Attributes")},
-		{op: opListObjectsV2, level: bkt, method: get, sub: []string{"list-type"}, values: map[string]string{"list-type": "2"},
+		{op: opListObjectsV2, etag: etagList, level: bkt, method: get, sub: []string{"list-type"}, values: map[string]string{"list-type": "2"},
 			params: []string{"continuation-token", "delimiter", "encoding-type", "fetch-owner", "max-keys", "prefix", "start-after"},
 			hdr:    headers("X-Amz-Optional-Object-Attributes")},
 		{op: op{"ListMultipartUploads", ssePass}, level: bkt, method: get, sub: []string{"uploads"},
@@ -292,7 +305,7 @@ func buildRoutes() []route {
 		}
 	}
 	rs = append(rs,
-		route{op: opListObjects, level: bkt, method: get,
+		route{op: opListObjects, etag: etagList, level: bkt, method: get,
 			params: []string{"delimiter", "encoding-type", "marker", "max-keys", "prefix"},
 			hdr:    headers("X-Amz-Optional-Object-Attributes")},
 		route{op: op{"HeadBucket", ssePass}, level: bkt, method: head},
@@ -302,7 +315,7 @@ func buildRoutes() []route {
 
 		route{op: opUploadPartCopy, level: obj, method: put, sub: []string{"partNumber", "uploadId"}, copy: true,
 			hdr: copySourceAmz.plus("X-Amz-Copy-Source-Range", "X-Amz-Server-Side-Encryption-Customer-*")},
-		route{op: opUploadPart, level: obj, method: put, sub: []string{"partNumber", "uploadId"},
+		route{op: opUploadPart, etag: etagPart, level: obj, method: put, sub: []string{"partNumber", "uploadId"},
 			hdr: checksumAmz.plus("X-Amz-Server-Side-Encryption-Customer-*")},
 	)
 	for _, s := range objectSubs {
@@ -315,25 +328,25 @@ func buildRoutes() []route {
 		}
 	}
 	rs = append(rs,
-		route{op: opCopyObject, level: obj, method: put, copy: true, access: accessHeaders,
+		route{op: opCopyObject, etag: etagCopy, level: obj, method: put, copy: true, access: accessHeaders,
 			hdr: newObjectAmz.plus(append(copySourceAmz.prefixesAndNames(),
 				"X-Amz-Metadata-Directive", "X-Amz-Tagging-Directive", "X-Amz-Checksum-Algorithm")...)},
-		route{op: opPutObject, level: obj, method: put, access: accessHeaders,
+		route{op: opPutObject, etag: etagPut, level: obj, method: put, access: accessHeaders,
 			hdr: newObjectAmz.plus(checksumAmz.prefixesAndNames()...)},
 
 		route{op: opCreateMultipart, level: obj, method: post, sub: []string{"uploads"}, access: accessHeaders,
 			hdr: newObjectAmz.plus("X-Amz-Checksum-Algorithm", "X-Amz-Checksum-Type")},
-		route{op: opCompleteMultipart, level: obj, method: post, sub: []string{"uploadId"},
+		route{op: opCompleteMultipart, etag: etagComplete, level: obj, method: post, sub: []string{"uploadId"},
 			hdr: checksumAmz.plus("X-Amz-Checksum-Type", "X-Amz-Mp-Object-Size", "X-Amz-Server-Side-Encryption-Customer-*")},
 		route{op: opSelectContent, level: obj, method: post, sub: []string{"select", "select-type"},
 			values: map[string]string{"select-type": "2"}, hdr: ssecAmz},
 
 		route{op: op{"ListParts", ssePass}, level: obj, method: get, sub: []string{"uploadId"},
 			params: []string{"max-parts", "part-number-marker", "encoding-type"}},
-		route{op: opGetAttributes, level: obj, method: get, sub: []string{"attributes"}, params: versionParam,
+		route{op: opGetAttributes, etag: etagAttributes, level: obj, method: get, sub: []string{"attributes"}, params: versionParam,
 			hdr: ssecAmz.plus("X-Amz-Object-Attributes", "X-Amz-Max-Parts", "X-Amz-Part-Number-Marker")},
-		route{op: opGetObject, level: obj, method: get, params: responseParams, hdr: ssecAmz.plus("X-Amz-Checksum-Mode")},
-		route{op: opHeadObject, level: obj, method: head, params: responseParams, hdr: ssecAmz.plus("X-Amz-Checksum-Mode")},
+		route{op: opGetObject, etag: etagRead, level: obj, method: get, params: responseParams, hdr: ssecAmz.plus("X-Amz-Checksum-Mode")},
+		route{op: opHeadObject, etag: etagRead, level: obj, method: head, params: responseParams, hdr: ssecAmz.plus("X-Amz-Checksum-Mode")},
 
 		route{op: op{"AbortMultipartUpload", ssePass}, level: obj, method: del, sub: []string{"uploadId"}},
 		route{op: op{"DeleteObject", ssePass}, level: obj, method: del, params: versionParam,

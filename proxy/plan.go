@@ -15,6 +15,7 @@ import (
 // plan is a request ready to go upstream, with the keys to try in order.
 type plan struct {
 	op   op
+	etag etagHook // the row's (ops.go)
 	req  *upstreamRequest
 	keys []*keystore.Key // keys[0] is in req; the rest are retried on a read that the key does not fit
 	body *verifiedBody
@@ -57,7 +58,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 		ur.Query.Set("continuation-token", up)
 		ax.clientToken = tok
 	}
-	p := &plan{op: o, req: ur}
+	p := &plan{op: o, etag: rt.etag, req: ur}
 	// The decision: none by design for operations without object data
 	// (checkRequest refused their SSE headers); the client's own headers
 	// where no rule encrypts; the rule's key (or the upload's) where one

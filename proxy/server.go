@@ -7,6 +7,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -59,10 +60,10 @@ type RequestStats struct {
 // Server is the proxy's http.Handler.
 type Server struct {
 	rt    atomic.Pointer[runtime]
-	etags *etagCache
+	etags *etagindex.Cache
 	// uploadKeys caches the key id each multipart upload was created with
 	// (uploads.go); "" for an upload with no record.
-	uploadKeys *etagCache
+	uploadKeys *etagindex.Cache
 	log        *zap.Logger
 	obs        Observer
 	now        func() time.Time
@@ -107,7 +108,7 @@ func New(o Options) (*Server, error) {
 	}
 	// 50,000 cached ETags take about 8 MiB: memory stays bounded under a
 	// soak however many objects pass.
-	s := &Server{log: log, obs: o.Observer, now: o.Now, etags: newETagCache(50_000), uploadKeys: newETagCache(10_000), wrap: o.WrapTransport}
+	s := &Server{log: log, obs: o.Observer, now: o.Now, etags: etagindex.NewCache(50_000), uploadKeys: etagindex.NewCache(10_000), wrap: o.WrapTransport}
 	if err := s.Reload(o.Config, o.Keyring); err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ func (s *Server) trackUpload(ctx context.Context, ex *exchange, p *plan, resp *h
 			return nil // an answer without an upload: passed on as it came
 		}
 		id := p.keys[0].ID()
-		s.uploadKeys.put(t.Bucket, uploadRecord(t.Key, res.UploadID), id)
+		s.uploadKeys.Put(t.Bucket, uploadRecord(t.Key, res.UploadID), id)
 		rec := recordTag + id
 		ur := &upstreamRequest{Method: http.MethodPut, Target: target{Bucket: t.Bucket, Key: uploadRecord(t.Key, res.UploadID)},
 			Query: url.Values{}, Header: http.Header{}, Body: strings.NewReader(rec), Length: int64(len(rec))}
@@ -71,7 +71,7 @@ func (s *Server) trackUpload(ctx context.Context, ex *exchange, p *plan, resp *h
 		}
 	case (p.op == opCompleteMultipart && resp.StatusCode == http.StatusOK || p.op.Name == "AbortMultipartUpload" && resp.StatusCode == http.StatusNoContent) && p.req.Query.Get("uploadId") != "":
 		name := uploadRecord(t.Key, p.req.Query.Get("uploadId"))
-		s.uploadKeys.put(t.Bucket, name, "")
+		s.uploadKeys.Put(t.Bucket, name, "")
 		ur := exemptRequest(http.MethodDelete, target{Bucket: t.Bucket, Key: name}, url.Values{})
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -88,7 +88,7 @@ func (s *Server) trackUpload(ctx context.Context, ex *exchange, p *plan, resp *h
 // (made before the proxy kept them) takes the rule's current key.
 func (s *Server) uploadKey(ctx context.Context, ex *exchange, t target, uploadID string, d keystore.Decision) (*keystore.Key, error) {
 	name := uploadRecord(t.Key, uploadID)
-	id, known := s.uploadKeys.get(t.Bucket, name)
+	id, known := s.uploadKeys.Get(t.Bucket, name)
 	if !known {
 		ur := exemptRequest(http.MethodGet, target{Bucket: t.Bucket, Key: name}, url.Values{})
 		resp, err := s.roundTrip(ctx, ex, ur, nil)
@@ -107,7 +107,7 @@ func (s *Server) uploadKey(ctx context.Context, ex *exchange, t target, uploadID
 		default:
 			return nil, s3err.New(s3err.BadGateway, "reading the upload's key failed (status %d)", resp.StatusCode)
 		}
-		s.uploadKeys.put(t.Bucket, name, id)
+		s.uploadKeys.Put(t.Bucket, name, id)
 	}
 	if id == "" {
 		return d.Key, nil

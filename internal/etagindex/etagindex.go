@@ -17,6 +17,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
@@ -97,4 +99,66 @@ func ParseEntry(name string) (key, upstreamETag, sealed string, ok bool) {
 		return "", "", "", false
 	}
 	return rest[:j], rest[j+1 : i], rest[i+1:], true
+}
+
+// Cache remembers client ETags by bucket and upstream ETag, so that
+// repeated reads cost no index look-up, and for a while that an upstream
+// ETag has no entry (objects written without the proxy), so that reading
+// them does not cost a look-up each time. It is bounded; when full it
+// drops an arbitrary tenth.
+type Cache struct {
+	mu   sync.Mutex
+	m    map[string]string
+	none map[string]time.Time // no entry, as of then
+	max  int
+}
+
+// noneTTL is how long "no entry" is believed: another instance may be
+// writing the entry of an object it has just written.
+const noneTTL = time.Minute
+
+func NewCache(max int) *Cache {
+	return &Cache{m: map[string]string{}, none: map[string]time.Time{}, max: max}
+}
+
+// get returns the client ETag; known reports whether the answer (found or
+// known to be absent) is cached.
+func (c *Cache) Get(bucket, upstreamETag string) (clientETag string, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := bucket + "\x00" + upstreamETag
+	if v, ok := c.m[k]; ok {
+		return v, true
+	}
+	if t, ok := c.none[k]; ok && time.Since(t) < noneTTL {
+		return "", true
+	}
+	return "", false
+}
+
+func (c *Cache) Put(bucket, upstreamETag, clientETag string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := bucket + "\x00" + upstreamETag
+	if clientETag == "" {
+		c.none[k] = time.Now()
+		trim(c.none, c.max)
+		return
+	}
+	delete(c.none, k)
+	c.m[k] = clientETag
+	trim(c.m, c.max)
+}
+
+func trim[V any](m map[string]V, max int) {
+	if len(m) <= max {
+		return
+	}
+	n := max / 10
+	for k := range m {
+		if n--; n < 0 {
+			break
+		}
+		delete(m, k)
+	}
 }

@@ -60,3 +60,27 @@ func TestEntryRoundTrip(t *testing.T) {
 		t.Error("the entry shows the client ETag")
 	}
 }
+
+func TestETagCache(t *testing.T) {
+	c := NewCache(20)
+	if _, known := c.Get("b", "e1"); known {
+		t.Fatal("empty cache knows e1")
+	}
+	c.Put("b", "e1", "md5")
+	if v, known := c.Get("b", "e1"); !known || v != "md5" {
+		t.Errorf("get e1 = %q %v", v, known)
+	}
+	if _, known := c.Get("other", "e1"); known {
+		t.Error("buckets are not kept apart")
+	}
+	c.Put("b", "e2", "")
+	if v, known := c.Get("b", "e2"); !known || v != "" {
+		t.Errorf("a known absence: %q %v", v, known)
+	}
+	for i := 0; i < 100; i++ {
+		c.Put("b", strings.Repeat("x", i+1), "v")
+	}
+	if len(c.m) > 21 {
+		t.Errorf("cache grew to %d entries, bound 20", len(c.m))
+	}
+}
