@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"github.com/ssec-proxy/ssec-proxy/internal/testenv"
 	"io"
 	"net/http"
 	"net/url"
@@ -55,13 +56,7 @@ func transport(t *testing.T, ca string) *http.Transport {
 // direct is a minio-go client straight to MinIO, with its root user.
 func direct(t *testing.T) *minio.Client {
 	t.Helper()
-	u, _ := url.Parse(env.minio.Endpoint)
-	c, err := minio.New(u.Host, &minio.Options{
-		Creds:     credentials.NewStaticV4(env.minio.AccessKey, env.minio.SecretKey, ""),
-		Secure:    true,
-		Transport: transport(t, env.minio.CAFile),
-		Region:    "us-east-1",
-	})
+	c, err := testenv.Direct(env.minio)
 	if err != nil {
 		t.Fatal(err)
 	}

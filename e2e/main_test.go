@@ -135,7 +135,7 @@ func start(dir string) (*world, error) {
 	if err := os.WriteFile(filepath.Join(dir, "k0.key"), w.keys["k0"], 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "k1.key"), []byte(base64.StdEncoding.EncodeToString(w.keys["k1"])+"\n"), 0o600); err != nil {
+	if err := testenv.WriteKey(filepath.Join(dir, "k1.key"), w.keys["k1"]); err != nil {
 		return nil, err
 	}
 	os.Setenv("SSEC_E2E_K2", base64.StdEncoding.EncodeToString(w.keys["k2"]))

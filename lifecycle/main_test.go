@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -72,7 +71,7 @@ func runMain(m *testing.M) (code int) {
 		k := make([]byte, 32)
 		_, _ = rand.Read(k)
 		w.keys[id] = k
-		if err := os.WriteFile(filepath.Join(dir, id+".key"), []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+		if err := testenv.WriteKey(filepath.Join(dir, id+".key"), k); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

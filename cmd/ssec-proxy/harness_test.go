@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -220,7 +219,7 @@ func (w *world) setKey(id string, k []byte) {
 	allKeys.Lock()
 	allKeys.m[fmt.Sprintf("%s (%s)", id, w.t.Name())] = k
 	allKeys.Unlock()
-	if err := os.WriteFile(filepath.Join(w.dir, id+".key"), []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+	if err := testenv.WriteKey(filepath.Join(w.dir, id+".key"), k); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -248,13 +247,7 @@ func writeFileAtomic(t *testing.T, path string, data []byte) {
 // direct is a minio-go client straight to MinIO.
 func (w *world) direct() *minio.Client {
 	w.t.Helper()
-	u, _ := url.Parse(w.mc.Endpoint)
-	c, err := minio.New(u.Host, &minio.Options{
-		Creds:     credentials.NewStaticV4(w.mc.AccessKey, w.mc.SecretKey, ""),
-		Secure:    true,
-		Transport: w.mc.Transport(),
-		Region:    "us-east-1",
-	})
+	c, err := testenv.Direct(w.mc)
 	if err != nil {
 		w.t.Fatal(err)
 	}

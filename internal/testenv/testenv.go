@@ -1,15 +1,20 @@
 // Package testenv is what the integration test suites (e2e, lifecycle,
-// cmd/ssec-proxy) share: the SSEC_INTEGRATION=require rule, and the scan
-// of what a proxy logged for secrets (invariant 2). MinIO itself is
-// internal/miniotest's.
+// cmd/ssec-proxy) share: the SSEC_INTEGRATION=require rule, a direct
+// client of the test MinIO, key files as keygen writes them, and the scan
+// of what a proxy logged for secrets (invariant 2). Starting MinIO (and
+// its CA transport) is internal/miniotest's.
 package testenv
 
 import (
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/ssec-proxy/ssec-proxy/internal/miniotest"
 )
@@ -65,4 +70,25 @@ func (s Secrets) In(text string) []string {
 	}
 	sort.Strings(leaks)
 	return leaks
+}
+
+// Direct is a minio-go client straight to the test MinIO (no proxy), over
+// its TLS with its CA: what the tests check the stored objects with.
+func Direct(mc *miniotest.Server) (*minio.Client, error) {
+	u, err := url.Parse(mc.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return minio.New(u.Host, &minio.Options{
+		Creds:     credentials.NewStaticV4(mc.AccessKey, mc.SecretKey, ""),
+		Secure:    true,
+		Transport: mc.Transport(),
+		Region:    "us-east-1",
+	})
+}
+
+// WriteKey writes a key file as `ssec-proxy keygen` prints it (base64 and
+// a newline), mode 0600.
+func WriteKey(path string, key []byte) error {
+	return os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
 }
