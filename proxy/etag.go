@@ -90,8 +90,11 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	// 30 s at most), even if the client has gone. A crash loses at most
 	// entries, never objects: their ETags fall back to the upstream's.
 	s.indexPending.Add(1)
+	wk := bucket + "\x00" + key
+	s.writes.start(wk)
 	s.behind(ex, func(bg *exchange) {
 		defer s.indexPending.Add(-1)
+		defer s.writes.done(wk)
 		ur := exemptRequest(http.MethodPut, target{Bucket: bucket, Key: name}, url.Values{})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

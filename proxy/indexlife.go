@@ -63,6 +63,44 @@ func (s *Server) behind(ex *exchange, job func(bg *exchange)) {
 	}()
 }
 
+// keyWrites counts the index writes under way per bucket and key, so that
+// a clean-up of a key's entries waits for them (else a delete right after
+// a write could list before the write's entry lands, and leave it stale).
+type keyWrites struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	n    map[string]int
+}
+
+func newKeyWrites() *keyWrites {
+	w := &keyWrites{n: map[string]int{}}
+	w.cond = sync.NewCond(&w.mu)
+	return w
+}
+
+func (w *keyWrites) start(k string) {
+	w.mu.Lock()
+	w.n[k]++
+	w.mu.Unlock()
+}
+
+func (w *keyWrites) done(k string) {
+	w.mu.Lock()
+	if w.n[k]--; w.n[k] <= 0 {
+		delete(w.n, k)
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+func (w *keyWrites) wait(k string) {
+	w.mu.Lock()
+	for w.n[k] > 0 {
+		w.cond.Wait()
+	}
+	w.mu.Unlock()
+}
+
 // forgetEntries removes, behind the client's wait, the index entries of
 // bucket/key other than the one of keep (an upstream ETag; "" removes
 // them all).
@@ -70,6 +108,19 @@ func (s *Server) forgetEntries(ex *exchange, bucket, key, keep string) {
 	if !ex.rt.md5ETags || key == "" || reservedKey(key) {
 		return
 	}
+	// After this instance's entry writes of the key (not holding a slot
+	// meanwhile: the writes may need one).
+	k := bucket + "\x00" + key
+	bg := &exchange{rt: ex.rt, id: ex.id}
+	cleanupWG.Add(1)
+	go func() {
+		defer cleanupWG.Done()
+		s.writes.wait(k)
+		s.forgetNow(bg, bucket, key, keep)
+	}()
+}
+
+func (s *Server) forgetNow(ex *exchange, bucket, key, keep string) {
 	s.behind(ex, func(ex *exchange) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -69,6 +69,7 @@ type Server struct {
 	now        func() time.Time
 	wrap       func(http.RoundTripper) http.RoundTripper // Options.WrapTransport
 	router     *mux.Router
+	writes     *keyWrites // index writes under way, per key (indexlife.go)
 	// indexPending counts index writes started and not finished (metrics).
 	indexPending atomic.Int64
 }
@@ -108,7 +109,7 @@ func New(o Options) (*Server, error) {
 	}
 	// 50,000 cached ETags take about 8 MiB: memory stays bounded under a
 	// soak however many objects pass.
-	s := &Server{log: log, obs: o.Observer, now: o.Now, etags: etagindex.NewCache(50_000), uploadKeys: etagindex.NewCache(10_000), wrap: o.WrapTransport}
+	s := &Server{log: log, obs: o.Observer, now: o.Now, etags: etagindex.NewCache(50_000), uploadKeys: etagindex.NewCache(10_000), wrap: o.WrapTransport, writes: newKeyWrites()}
 	if err := s.Reload(o.Config, o.Keyring); err != nil {
 		return nil, err
 	}
