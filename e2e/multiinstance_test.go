@@ -27,6 +27,7 @@ import (
 	"github.com/ssec-proxy/ssec-proxy/config"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 	"github.com/ssec-proxy/ssec-proxy/lifecycle"
+	"github.com/ssec-proxy/ssec-proxy/proxy"
 )
 
 const lbConf = `daemon off;
@@ -149,6 +150,12 @@ func TestSeveralInstancesBehindALoadBalancer(t *testing.T) {
 					if _, ok := mine[src]; !ok {
 						continue
 					}
+					// Past the documented window: the source's entry, written
+					// behind another instance's answer, is there (a copy
+					// within it takes the source's upstream ETag).
+					wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+					proxy.DrainCleanups(wctx)
+					cancel()
 					dst := fmt.Sprintf("w%d/copy-%d", w, i)
 					if _, err := lb.CopyObject(ctx, minio.CopyDestOptions{Bucket: bucket, Object: dst}, minio.CopySrcOptions{Bucket: bucket, Object: src}); err != nil {
 						errs <- fmt.Errorf("copy %s: %w", src, err)

@@ -181,11 +181,11 @@ func (s *Server) checkBody(rt *route, ax *authedExchange, p *plan) error {
 		return s3err.New(s3err.MalformedXML, "%s takes an XML document of at most %d bytes", rt.op.Name, maxSmallBody)
 	}
 	judge := !ax.rt.allowAccess && (rt.access == accessACLBody || rt.access == accessPABBody)
-	if p.req.Body == nil || !judge && rt.op != opDeleteObjects {
+	if p.req.Body == nil || !judge && rt.hooks&hookDeleteKeys == 0 {
 		return nil
 	}
 	limit := int64(maxSmallBody)
-	if rt.op == opDeleteObjects {
+	if rt.hooks&hookDeleteKeys != 0 {
 		limit = maxDeleteBody
 	}
 	doc, err := io.ReadAll(io.LimitReader(p.req.Body, limit+1))
@@ -196,7 +196,7 @@ func (s *Server) checkBody(rt *route, ax *authedExchange, p *plan) error {
 		return s3err.New(s3err.MalformedXML, "the document is larger than %d bytes", limit)
 	}
 	switch {
-	case rt.op == opDeleteObjects:
+	case rt.hooks&hookDeleteKeys != 0:
 		err = checkDeleteKeys(doc)
 	case rt.access == accessACLBody && len(bytes.TrimSpace(doc)) == 0:
 		// The ACL is in the headers (checked already).

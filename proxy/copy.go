@@ -328,7 +328,7 @@ func upstreamCode(body []byte) string {
 // 2026), other services 400 or 501. The client gets the upstream's status
 // and code with a message that says what to check; other answers, nil.
 func refusedSSEC(p *plan, bucket string, resp *http.Response) error {
-	first := p.op == opPutObject || p.op == opCreateMultipart
+	first := p.hooks&hookFirstWrite != 0
 	st := resp.StatusCode
 	if !first || len(p.keys) == 0 || st != http.StatusForbidden && st != http.StatusNotImplemented && st != http.StatusBadRequest {
 		return nil

@@ -47,6 +47,15 @@ func keyOrPlain(k *keystore.Key) sseDecision {
 	return keyed(k)
 }
 
+// sentKeyID is the id of the key the request carries for its object ("" for
+// none): what the echo check and the access log's key_id use.
+func (ur *upstreamRequest) sentKeyID() string {
+	if ur.sse.kind == sseKeyed {
+		return ur.sse.key.ID()
+	}
+	return ""
+}
+
 // decide gives the request its decision for its object and applies it.
 func (ur *upstreamRequest) decide(d sseDecision) {
 	ur.sse = d

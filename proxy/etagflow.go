@@ -38,9 +38,9 @@ func (s *Server) prepareETags(ctx context.Context, ax *authedExchange, r *http.R
 		return false, nil
 	}
 	switch {
-	case p.op == opCompleteMultipart && len(p.keys) > 0:
+	case p.etag == etagComplete && len(p.keys) > 0:
 		return false, s.prepareComplete(ctx, ex, p)
-	case (p.op == opGetObject || p.op == opHeadObject) && len(p.keys) > 0 &&
+	case p.etag == etagRead && len(p.keys) > 0 &&
 		(r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != ""):
 		return s.readConditions(ctx, ex, r, p)
 	case p.copy != nil && p.copy.srcKey != nil &&

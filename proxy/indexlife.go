@@ -35,16 +35,41 @@ const maxCleanups = 16
 
 var cleanupSlots = make(chan struct{}, maxCleanups)
 
-// cleanupWG lets Drain wait for the removals under way (SIGTERM).
-var cleanupWG sync.WaitGroup
+// underWay counts the index writes and clean-ups started and not
+// finished, for DrainCleanups. (A sync.WaitGroup would not do: work is
+// added while a drain waits, during a DeleteBucket or a test.)
+var underWay struct {
+	sync.Mutex
+	n int
+}
 
-// DrainCleanups waits, up to ctx, for the index removals under way.
+func startWork() {
+	underWay.Lock()
+	underWay.n++
+	underWay.Unlock()
+}
+
+func endWork() {
+	underWay.Lock()
+	underWay.n--
+	underWay.Unlock()
+}
+
+// DrainCleanups waits, up to ctx, for the index writes and clean-ups under
+// way (SIGTERM; a DeleteBucket; tests).
 func DrainCleanups(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { cleanupWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	for {
+		underWay.Lock()
+		n := underWay.n
+		underWay.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 
@@ -53,11 +78,11 @@ func DrainCleanups(ctx context.Context) {
 // (back-pressure: memory stays bounded however slow the upstream), none is
 // dropped. DrainCleanups waits for them.
 func (s *Server) behind(ex *exchange, job func(bg *exchange)) {
-	cleanupWG.Add(1)
+	startWork()
 	cleanupSlots <- struct{}{}
 	bg := &exchange{rt: ex.rt, id: ex.id}
 	go func() {
-		defer cleanupWG.Done()
+		defer endWork()
 		defer func() { <-cleanupSlots }()
 		job(bg)
 	}()
@@ -112,9 +137,9 @@ func (s *Server) forgetEntries(ex *exchange, bucket, key, keep string) {
 	// meanwhile: the writes may need one).
 	k := bucket + "\x00" + key
 	bg := &exchange{rt: ex.rt, id: ex.id}
-	cleanupWG.Add(1)
+	startWork()
 	go func() {
-		defer cleanupWG.Done()
+		defer endWork()
 		s.writes.wait(k)
 		s.forgetNow(bg, bucket, key, keep)
 	}()
@@ -151,9 +176,9 @@ func versioned(resp *http.Response) bool {
 func (s *Server) afterDelete(ex *exchange, p *plan, resp *http.Response) error {
 	t := ex.target
 	switch {
-	case p.op.Name == "DeleteObject" && resp.StatusCode == http.StatusNoContent && !versioned(resp) && p.req.Query.Get("versionId") == "":
+	case p.hooks&hookDeletes != 0 && p.hooks&hookDeleteKeys == 0 && resp.StatusCode == http.StatusNoContent && !versioned(resp) && p.req.Query.Get("versionId") == "":
 		s.forgetEntries(ex, t.Bucket, t.Key, "")
-	case p.op == opDeleteObjects && resp.StatusCode == http.StatusOK:
+	case p.hooks&hookDeleteKeys != 0 && resp.StatusCode == http.StatusOK:
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxDeleteBody+1))
 		resp.Body.Close()
 		if err != nil || len(body) > maxDeleteBody {

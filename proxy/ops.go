@@ -79,10 +79,28 @@ const (
 	etagCopy                // CopyObject: the source's client ETag recorded and answered
 )
 
+// hook is what else an operation needs of the proxy, beyond its SSE-C
+// class and ETag hook: a row says it, the code that does it asks the row.
+type hook uint16
+
+const (
+	hookFirstWrite   hook = 1 << iota // PutObject, CreateMultipartUpload: an upstream's SSE-C refusal is explained (refusedSSEC)
+	hookDataBody                      // PutObject, UploadPart: object data (its length required, its MD5 the ETag)
+	hookUploadStart                   // CreateMultipartUpload: the key the upload is created with is recorded (uploads.go)
+	hookUploadKey                     // UploadPart, UploadPartCopy, CompleteMultipartUpload: the upload's own key
+	hookUploadEnd                     // CompleteMultipartUpload, AbortMultipartUpload: the upload's records removed
+	hookDeletes                       // DeleteObject, DeleteObjects: the index entries of what is deleted removed
+	hookDeleteKeys                    // DeleteObjects: the keys its body names checked
+	hookBucketDelete                  // DeleteBucket: the proxy's own objects removed when nothing else is left
+	hookSealedTokens                  // ListObjectsV2: continuation tokens sealed (listtoken.go)
+	hookSelfCopy                      // CopyObject: a copy onto itself without a change refused
+)
+
 // route is one row of the operation table.
 type route struct {
 	op     op
 	etag   etagHook
+	hooks  hook
 	level  level
 	method string
 	sub    []string          // query parameters that name the operation; all present
@@ -273,7 +291,7 @@ func buildRoutes() []route {
 		{op: opListVersions, etag: etagList, level: bkt, method: get, sub: []string{"versions"},
 			params: []string{"delimiter", "encoding-type", "key-marker", "max-keys", "prefix", "version-id-marker"},
 			hdr:    headers("X-Amz-Optional-Object-Attributes")},
-		{op: opListObjectsV2, etag: etagList, level: bkt, method: get, sub: []string{"list-type"}, values: map[string]string{"list-type": "2"},
+		{op: opListObjectsV2, etag: etagList, hooks: hookSealedTokens, level: bkt, method: get, sub: []string{"list-type"}, values: map[string]string{"list-type": "2"},
 			params: []string{"continuation-token", "delimiter", "encoding-type", "fetch-owner", "max-keys", "prefix", "start-after"},
 			hdr:    headers("X-Amz-Optional-Object-Attributes")},
 		{op: op{"ListMultipartUploads", ssePass}, level: bkt, method: get, sub: []string{"uploads"},
@@ -283,7 +301,7 @@ func buildRoutes() []route {
 		// A form upload first, whatever its query says: MinIO takes any
 		// bucket POST of multipart/form-data for one (?delete too).
 		{op: opPostObject, level: bkt, method: post, form: true},
-		{op: opDeleteObjects, level: bkt, method: post, sub: []string{"delete"}, hdr: deleteAmz.plus(checksumAmz.prefixesAndNames()...)},
+		{op: opDeleteObjects, hooks: hookDeletes | hookDeleteKeys, level: bkt, method: post, sub: []string{"delete"}, hdr: deleteAmz.plus(checksumAmz.prefixesAndNames()...)},
 	}
 	for _, c := range bucketConfigs {
 		name := "Bucket" + strings.ToUpper(c.sub[:1]) + c.sub[1:]
@@ -311,11 +329,11 @@ func buildRoutes() []route {
 		route{op: op{"HeadBucket", ssePass}, level: bkt, method: head},
 		route{op: op{"CreateBucket", ssePass}, level: bkt, method: put, access: accessHeaders, smallBody: true,
 			hdr: grantAmz.plus("X-Amz-Bucket-Object-Lock-Enabled", "X-Amz-Object-Ownership")},
-		route{op: op{"DeleteBucket", ssePass}, level: bkt, method: del},
+		route{op: op{"DeleteBucket", ssePass}, hooks: hookBucketDelete, level: bkt, method: del},
 
-		route{op: opUploadPartCopy, level: obj, method: put, sub: []string{"partNumber", "uploadId"}, copy: true,
+		route{op: opUploadPartCopy, hooks: hookUploadKey, level: obj, method: put, sub: []string{"partNumber", "uploadId"}, copy: true,
 			hdr: copySourceAmz.plus("X-Amz-Copy-Source-Range", "X-Amz-Server-Side-Encryption-Customer-*")},
-		route{op: opUploadPart, etag: etagPart, level: obj, method: put, sub: []string{"partNumber", "uploadId"},
+		route{op: opUploadPart, etag: etagPart, hooks: hookDataBody | hookUploadKey, level: obj, method: put, sub: []string{"partNumber", "uploadId"},
 			hdr: checksumAmz.plus("X-Amz-Server-Side-Encryption-Customer-*")},
 	)
 	for _, s := range objectSubs {
@@ -328,15 +346,15 @@ func buildRoutes() []route {
 		}
 	}
 	rs = append(rs,
-		route{op: opCopyObject, etag: etagCopy, level: obj, method: put, copy: true, access: accessHeaders,
+		route{op: opCopyObject, etag: etagCopy, hooks: hookSelfCopy, level: obj, method: put, copy: true, access: accessHeaders,
 			hdr: newObjectAmz.plus(append(copySourceAmz.prefixesAndNames(),
 				"X-Amz-Metadata-Directive", "X-Amz-Tagging-Directive", "X-Amz-Checksum-Algorithm")...)},
-		route{op: opPutObject, etag: etagPut, level: obj, method: put, access: accessHeaders,
+		route{op: opPutObject, etag: etagPut, hooks: hookFirstWrite | hookDataBody, level: obj, method: put, access: accessHeaders,
 			hdr: newObjectAmz.plus(checksumAmz.prefixesAndNames()...)},
 
-		route{op: opCreateMultipart, level: obj, method: post, sub: []string{"uploads"}, access: accessHeaders,
+		route{op: opCreateMultipart, hooks: hookFirstWrite | hookUploadStart, level: obj, method: post, sub: []string{"uploads"}, access: accessHeaders,
 			hdr: newObjectAmz.plus("X-Amz-Checksum-Algorithm", "X-Amz-Checksum-Type")},
-		route{op: opCompleteMultipart, etag: etagComplete, level: obj, method: post, sub: []string{"uploadId"},
+		route{op: opCompleteMultipart, etag: etagComplete, hooks: hookUploadKey | hookUploadEnd, level: obj, method: post, sub: []string{"uploadId"},
 			hdr: checksumAmz.plus("X-Amz-Checksum-Type", "X-Amz-Mp-Object-Size", "X-Amz-Server-Side-Encryption-Customer-*")},
 		route{op: opSelectContent, level: obj, method: post, sub: []string{"select", "select-type"},
 			values: map[string]string{"select-type": "2"}, hdr: ssecAmz},
@@ -348,8 +366,8 @@ func buildRoutes() []route {
 		route{op: opGetObject, etag: etagRead, level: obj, method: get, params: responseParams, hdr: ssecAmz.plus("X-Amz-Checksum-Mode")},
 		route{op: opHeadObject, etag: etagRead, level: obj, method: head, params: responseParams, hdr: ssecAmz.plus("X-Amz-Checksum-Mode")},
 
-		route{op: op{"AbortMultipartUpload", ssePass}, level: obj, method: del, sub: []string{"uploadId"}},
-		route{op: op{"DeleteObject", ssePass}, level: obj, method: del, params: versionParam,
+		route{op: op{"AbortMultipartUpload", ssePass}, hooks: hookUploadEnd, level: obj, method: del, sub: []string{"uploadId"}},
+		route{op: op{"DeleteObject", ssePass}, hooks: hookDeletes, level: obj, method: del, params: versionParam,
 			hdr: deleteAmz.plus("X-Amz-If-Match-Last-Modified-Time", "X-Amz-If-Match-Size")},
 	)
 	return rs

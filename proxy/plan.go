@@ -14,11 +14,12 @@ import (
 
 // plan is a request ready to go upstream, with the keys to try in order.
 type plan struct {
-	op   op
-	etag etagHook // the row's (ops.go)
-	req  *upstreamRequest
-	keys []*keystore.Key // keys[0] is in req; the rest are retried on a read that the key does not fit
-	body *verifiedBody
+	op    op
+	etag  etagHook // the row's (ops.go)
+	hooks hook     // the row's
+	req   *upstreamRequest
+	keys  []*keystore.Key // keys[0] is in req; the rest are retried on a read that the key does not fit
+	body  *verifiedBody
 	// plainProbe: a read under an encrypting rule whose object may be
 	// stored without SSE-C; allowPlain says whether to serve it then.
 	plainProbe, allowPlain bool
@@ -50,7 +51,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 		}
 	}
 	ur := &upstreamRequest{Method: r.Method, Target: t, Query: rt.upstreamQuery(q), Header: rt.outboundHeaders(r.Header)}
-	if tok := q.Get("continuation-token"); o == opListObjectsV2 && tok != "" {
+	if tok := q.Get("continuation-token"); rt.hooks&hookSealedTokens != 0 && tok != "" {
 		up, err := ax.rt.tokens.open(tok)
 		if err != nil {
 			return nil, err
@@ -58,7 +59,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 		ur.Query.Set("continuation-token", up)
 		ax.clientToken = tok
 	}
-	p := &plan{op: o, etag: rt.etag, req: ur}
+	p := &plan{op: o, etag: rt.etag, hooks: rt.hooks, req: ur}
 	// The decision: none by design for operations without object data
 	// (checkRequest refused their SSE headers); the client's own headers
 	// where no rule encrypts; the rule's key (or the upload's) where one
@@ -78,7 +79,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 				return nil, refuseClientSSE(t.Bucket, d, false)
 			}
 			k := d.Key
-			if uploadID := q.Get("uploadId"); uploadID != "" && (o == opUploadPart || o == opUploadPartCopy || o == opCompleteMultipart) {
+			if uploadID := q.Get("uploadId"); uploadID != "" && rt.hooks&hookUploadKey != 0 {
 				// The upload's own key, which a rotation may have made
 				// previous.
 				var err error
@@ -109,7 +110,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 		if len(p.keys) > 0 {
 			cp.dstKey = p.keys[0]
 		}
-		if o == opCopyObject && copiesOntoItself(cp, t, r.Header) {
+		if rt.hooks&hookSelfCopy != 0 && copiesOntoItself(cp, t, r.Header) {
 			return nil, s3err.New(s3err.InvalidRequest, "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 		}
 		p.copy = cp
@@ -155,7 +156,7 @@ func planBody(ax *authedExchange, r *http.Request, p *plan) error {
 	if a.DecodedLength < 0 {
 		return s3err.New(s3err.MissingContentLength, "")
 	}
-	dataOp := p.op == opPutObject || p.op == opUploadPart
+	dataOp := p.hooks&hookDataBody != 0
 	if dataOp && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 && !a.Mode.Streaming() {
 		return s3err.New(s3err.MissingContentLength, "") // S3 stores no object of unknown length
 	}

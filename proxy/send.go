@@ -30,13 +30,13 @@ func (s *Server) send(ctx context.Context, p *plan, ex *exchange) (*http.Respons
 			drain(resp)
 			next := p.keys[i+1]
 			p.req.decide(keyed(next))
-			ex.keyID = next.ID()
 		case retry && resp.StatusCode == http.StatusForbidden && len(p.keys) > 0:
 			drain(resp)
 			return nil, noKeyOpens(p.req.Target, p.keys)
 		case p.plainProbe && resp.StatusCode == http.StatusBadRequest:
 			return s.probePlaintext(ctx, p, ex, resp)
 		default:
+			ex.keyID = p.req.sentKeyID() // the key that opened it: what the answer is checked against
 			return resp, nil
 		}
 	}
@@ -94,6 +94,7 @@ func (s *Server) probePlaintext(ctx context.Context, p *plan, ex *exchange, firs
 		return nil, s3err.New(s3err.AccessDenied,
 			"s3://%s/%s is stored without encryption under a rule that encrypts; set allow_plaintext_reads: true on the rule to read it, and run ssec-proxy rekey to encrypt it", t.Bucket, t.Key)
 	}
+	*p.req = ur // served without a key: the request that was
 	ex.keyID = ""
 	ex.decision = "plaintext-read"
 	return resp, nil

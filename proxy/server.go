@@ -286,7 +286,7 @@ func (s *Server) serveOp(rt *route, ax *authedExchange, r *http.Request) error {
 	if p.copy != nil {
 		return s.serveCopy(ax, r, p)
 	}
-	if rt.op.Name == "DeleteBucket" {
+	if rt.hooks&hookBucketDelete != 0 {
 		resp, err := s.deleteBucket(ctx, ax.exchange, p)
 		if err != nil {
 			return err

@@ -40,7 +40,7 @@ func uploadRecord(key, uploadID string) string {
 func (s *Server) trackUpload(ctx context.Context, ex *exchange, p *plan, resp *http.Response) error {
 	t := ex.target
 	switch {
-	case p.op == opCreateMultipart && resp.StatusCode == http.StatusOK && len(p.keys) > 0:
+	case p.hooks&hookUploadStart != 0 && resp.StatusCode == http.StatusOK && len(p.keys) > 0:
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxRewrittenBody+1))
 		resp.Body.Close()
 		if err != nil || len(body) > maxRewrittenBody {
@@ -69,7 +69,7 @@ func (s *Server) trackUpload(ctx context.Context, ex *exchange, p *plan, resp *h
 		if r.StatusCode != http.StatusOK {
 			return s3err.New(s3err.BadGateway, "recording the upload's key failed (status %d)", r.StatusCode)
 		}
-	case (p.op == opCompleteMultipart && resp.StatusCode == http.StatusOK || p.op.Name == "AbortMultipartUpload" && resp.StatusCode == http.StatusNoContent) && p.req.Query.Get("uploadId") != "":
+	case p.hooks&hookUploadEnd != 0 && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent) && p.req.Query.Get("uploadId") != "":
 		name := uploadRecord(t.Key, p.req.Query.Get("uploadId"))
 		s.uploadKeys.Put(t.Bucket, name, "")
 		ur := exemptRequest(http.MethodDelete, target{Bucket: t.Bucket, Key: name}, url.Values{})
