@@ -100,23 +100,7 @@ func TestS3cmdMD5(t *testing.T) {
 	buckets(t)
 	s3cmd := find(t, program{name: "s3cmd", path: "/usr/bin/s3cmd", debian: true})
 	const chunkMB = 15
-	home := t.TempDir()
-	cfg := filepath.Join(home, "s3cfg")
-	hp := proxyHostPort(t)
-	writeFile(t, cfg, []byte(fmt.Sprintf(`[default]
-access_key = %s
-secret_key = %s
-host_base = %s
-host_bucket = %s
-bucket_location = us-east-1
-use_https = True
-ca_certs_file = %s
-check_ssl_certificate = True
-check_ssl_hostname = True
-signature_v2 = False
-multipart_chunk_size_mb = %d
-progress_meter = False
-`, env.clientAK, env.clientSK, hp, hp, env.caFile, chunkMB)))
+	home, cfg := s3cmdConfig(t, false, chunkMB)
 	environ := append(os.Environ(), "HOME="+home)
 	bad := []string{"MD5 Sums don't match", "MD5 signatures do not match", "WARNING", "ERROR"}
 	run := func(args ...string) string {
@@ -361,4 +345,32 @@ func TestRcloneCopyAndCheck(t *testing.T) {
 	wantCheck("rclone check remote local2", run("check", remote, dst))
 
 	run("purge", remote)
+}
+
+// s3cmdConfig writes an s3cmd config for the proxy (TLS with its CA, path
+// style, V4 or V2 signatures, parts of chunkMB) in a new HOME.
+func s3cmdConfig(t *testing.T, sigV2 bool, chunkMB int) (home, cfg string) {
+	t.Helper()
+	home = t.TempDir()
+	cfg = filepath.Join(home, "s3cfg")
+	hp := proxyHostPort(t)
+	sig := "False"
+	if sigV2 {
+		sig = "True"
+	}
+	writeFile(t, cfg, []byte(fmt.Sprintf(`[default]
+access_key = %s
+secret_key = %s
+host_base = %s
+host_bucket = %s
+bucket_location = us-east-1
+use_https = True
+ca_certs_file = %s
+check_ssl_certificate = True
+check_ssl_hostname = True
+signature_v2 = %s
+multipart_chunk_size_mb = %d
+progress_meter = False
+`, env.clientAK, env.clientSK, hp, hp, env.caFile, sig, chunkMB)))
+	return home, cfg
 }

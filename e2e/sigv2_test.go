@@ -69,23 +69,7 @@ func TestSigV2Boto3Presigned(t *testing.T) {
 func TestSigV2S3cmd(t *testing.T) {
 	buckets(t)
 	s3cmd := find(t, program{name: "s3cmd", path: "/usr/bin/s3cmd", debian: true})
-	home := t.TempDir()
-	cfg := filepath.Join(home, "s3cfg")
-	hp := proxyHostPort(t)
-	writeFile(t, cfg, []byte(fmt.Sprintf(`[default]
-access_key = %s
-secret_key = %s
-host_base = %s
-host_bucket = %s
-bucket_location = us-east-1
-use_https = True
-ca_certs_file = %s
-check_ssl_certificate = True
-check_ssl_hostname = True
-signature_v2 = True
-multipart_chunk_size_mb = 5
-progress_meter = False
-`, env.clientAK, env.clientSK, hp, hp, env.caFile)))
+	home, cfg := s3cmdConfig(t, true, 5)
 	environ := append(os.Environ(), "HOME="+home)
 	prefix := uniqueKey(t, "sigv2/s3cmd") + "/"
 	dir := t.TempDir()

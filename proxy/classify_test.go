@@ -174,7 +174,7 @@ func FuzzClassifier(f *testing.F) {
 		}
 		req.Body = http.NoBody
 		if body != nil {
-			req.Body, req.ContentLength = ioNopCloser(body), int64(len(body))
+			req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		}
 		sum := sha256.Sum256(body)
 		req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
@@ -198,12 +198,6 @@ func validHeaderName(n string) bool {
 	}
 	return n != ""
 }
-
-type nopCloser struct{ *bytes.Reader }
-
-func (nopCloser) Close() error { return nil }
-
-func ioNopCloser(b []byte) nopCloser { return nopCloser{bytes.NewReader(b)} }
 
 type errorer interface {
 	Helper()

@@ -121,10 +121,7 @@ func (s *Server) sourceKey(ctx context.Context, ex *exchange, cp *copyPlan) (k *
 	plain = ex.decision == "plaintext-read"
 	ex.keyID, ex.decision = keyID, decision
 	if err != nil {
-		if s3err.As(err).Code == s3err.AccessDenied {
-			return nil, false, false, err // stored in plaintext where the rule does not allow reading it so
-		}
-		return nil, false, false, err
+		return nil, false, false, err // AccessDenied: stored in plaintext where the rule does not allow reading it so
 	}
 	drain(resp)
 	if resp.StatusCode != http.StatusOK {
