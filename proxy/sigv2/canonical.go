@@ -128,22 +128,29 @@ type header struct {
 // count too, after the headers of the same name.
 func amzHeaders(h http.Header, q []queryPair, presigned bool) []header {
 	type src struct {
-		name string
+		name string // lower-cased
+		key  string // as it is in h or q
 		vals []string
 	}
 	var srcs []src
 	for name, vv := range h {
 		if lower := strings.ToLower(name); strings.HasPrefix(lower, "x-amz-") {
-			srcs = append(srcs, src{lower, vv})
+			srcs = append(srcs, src{lower, name, vv})
 		}
 	}
 	// Several map keys may lower-case alike (a key set without
-	// canonicalisation): order them by the key as sent.
-	slices.SortStableFunc(srcs, func(a, b src) int { return strings.Compare(a.name, b.name) })
+	// canonicalisation): order those by the key as it is in the map,
+	// never by the map's iteration order.
+	slices.SortFunc(srcs, func(a, b src) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key, b.key)
+	})
 	if presigned {
 		for _, kv := range q {
 			if lower := strings.ToLower(kv.key); strings.HasPrefix(lower, "x-amz-") {
-				srcs = append(srcs, src{lower, []string{kv.value}})
+				srcs = append(srcs, src{lower, kv.key, []string{kv.value}})
 			}
 		}
 		slices.SortStableFunc(srcs, func(a, b src) int { return strings.Compare(a.name, b.name) })
