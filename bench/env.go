@@ -33,11 +33,16 @@ type world struct {
 	proxy  *endpoint
 	nginx  *endpoint // nil: no nginx
 
+	pt      certs.Files  // the proxy's (and nginx's) TLS files
+	keyFile string       // the rule's key
+	hc      *http.Client // trusts MinIO's and the proxy's CAs
+
 	proxyCmd  *exec.Cmd // nil when in process
 	proxyDone chan error
 	proxySrv  *http.Server
 	nginxCmd  *exec.Cmd
 	nginxDone chan error
+	cleanups  []func() // the network phase's processes, stopped first
 }
 
 const clientAK, clientSK = "bench-client", "bench-client-secret-0123456789"
@@ -89,34 +94,9 @@ func startWorld(ctx context.Context, dir, proxyBin string, proxyEnv []string, in
 		return w, err
 	}
 	os.Setenv("SSEC_BENCH_UPSTREAM_SECRET", mc.SecretKey)
-	cfgPath := filepath.Join(dir, "ssec-proxy.yaml")
-	yml := fmt.Sprintf(`listen: 127.0.0.1:%d
-tls:
-  mode: files
-  cert: %s
-  key: %s
-state_dir: %s
-admin:
-  listen: "off"
-upstream:
-  endpoint: %s
-  region: %s
-  access_key: %s
-  secret_key: ${SSEC_BENCH_UPSTREAM_SECRET}
-  ca_file: %s
-clients:
-  - access_key: %s
-    secret_key: %s
-keys:
-  - id: bench
-    file: %s
-rules:
-  - bucket: %s
-    key: bench
-default: deny
-etags: %s
-`, port, pt.Cert, pt.Key, filepath.Join(dir, "state"), mc.Endpoint, region, mc.AccessKey, mc.CAFile, clientAK, clientSK, keyFile, bucket, proxyETags)
-	if err := os.WriteFile(cfgPath, []byte(yml), 0o600); err != nil {
+	w.pt, w.keyFile, w.hc = pt, keyFile, hc
+	cfgPath, err := w.proxyConfig("ssec-proxy", port, "off", mc.Endpoint, proxyETags)
+	if err != nil {
 		return w, err
 	}
 	w.proxy = &endpoint{name: "proxy", base: fmt.Sprintf("https://127.0.0.1:%d", port), ak: clientAK, sk: clientSK, hc: hc}
@@ -139,21 +119,78 @@ etags: %s
 	return w, nil
 }
 
+// proxyConfig writes the config of a proxy named name (its file is
+// name.yaml): listening on port, its admin listener on admin ("off" or an
+// address), in front of the upstream endpoint, with the given etags
+// setting.
+func (w *world) proxyConfig(name string, port int, admin, upstream, etags string) (string, error) {
+	cfgPath := filepath.Join(w.dir, name+".yaml")
+	yml := fmt.Sprintf(`listen: 127.0.0.1:%d
+tls:
+  mode: files
+  cert: %s
+  key: %s
+state_dir: %s
+admin:
+  listen: %q
+upstream:
+  endpoint: %s
+  region: %s
+  access_key: %s
+  secret_key: ${SSEC_BENCH_UPSTREAM_SECRET}
+  ca_file: %s
+clients:
+  - access_key: %s
+    secret_key: %s
+keys:
+  - id: bench
+    file: %s
+rules:
+  - bucket: %s
+    key: bench
+default: deny
+etags: %s
+`, port, w.pt.Cert, w.pt.Key, filepath.Join(w.dir, "state-"+name), admin, upstream, region, w.minio.AccessKey, w.minio.CAFile,
+		clientAK, clientSK, w.keyFile, bucket, etags)
+	return cfgPath, os.WriteFile(cfgPath, []byte(yml), 0o600)
+}
+
 func (w *world) startProxyBinary(bin, cfgPath string, env []string) error {
-	logf, err := os.Create(filepath.Join(w.dir, "proxy.log"))
+	cmd, done, err := w.launch(bin, "proxy.log", env, "serve", "--config", cfgPath)
+	w.proxyCmd, w.proxyDone = cmd, done
+	return err
+}
+
+// launch starts bin with args, its output in the work directory's logName;
+// done reports its exit.
+func (w *world) launch(bin, logName string, env []string, args ...string) (*exec.Cmd, chan error, error) {
+	logf, err := os.Create(filepath.Join(w.dir, logName))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	w.proxyCmd = exec.Command(bin, "serve", "--config", cfgPath)
-	w.proxyCmd.Stdout, w.proxyCmd.Stderr = logf, logf
-	w.proxyCmd.Env = append(os.Environ(), env...)
-	if err := w.proxyCmd.Start(); err != nil {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return err
+		return nil, nil, err
 	}
-	w.proxyDone = make(chan error, 1)
-	go func() { w.proxyDone <- w.proxyCmd.Wait(); logf.Close() }()
-	return nil
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); logf.Close() }()
+	return cmd, done, nil
+}
+
+// stopProcess interrupts a process and waits for it, killing it after 10 s.
+func stopProcess(cmd *exec.Cmd, done chan error) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+	}
 }
 
 // startProxyInProcess serves the same config from this process, so that
@@ -320,22 +357,11 @@ func waitTCP(ctx context.Context, base string, done chan error) error {
 }
 
 func (w *world) stop() {
-	if w.nginxCmd != nil && w.nginxCmd.Process != nil {
-		_ = w.nginxCmd.Process.Signal(os.Interrupt)
-		select {
-		case <-w.nginxDone:
-		case <-time.After(10 * time.Second):
-			_ = w.nginxCmd.Process.Kill()
-		}
+	for _, c := range w.cleanups {
+		c()
 	}
-	if w.proxyCmd != nil && w.proxyCmd.Process != nil {
-		_ = w.proxyCmd.Process.Signal(os.Interrupt)
-		select {
-		case <-w.proxyDone:
-		case <-time.After(10 * time.Second):
-			_ = w.proxyCmd.Process.Kill()
-		}
-	}
+	stopProcess(w.nginxCmd, w.nginxDone)
+	stopProcess(w.proxyCmd, w.proxyDone)
 	if w.proxySrv != nil {
 		_ = w.proxySrv.Close()
 	}

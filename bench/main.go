@@ -58,6 +58,12 @@ type options struct {
 	keep      bool
 	proxyEnv  []string
 	putModes  []payloadMode // of the large phase; none: one unmeasured PUT, then the GETs
+
+	// The network phase.
+	link                      link
+	netRounds                 int
+	netLarge                  int64
+	netOne, netMany, netFiles int // 4 KiB objects at 1 and at 32 clients; 64 KiB files at 8
 }
 
 func main() {
@@ -77,7 +83,11 @@ func run() error {
 	flag.IntVar(&o.memConc, "mem-conc", 64, "concurrent uploads for peak RSS")
 	flag.IntVar(&o.smallN, "small-n", 4000, "small objects per phase")
 	flag.IntVar(&o.smallConc, "small-conc", 32, "concurrent clients for small objects")
-	phases := flag.String("phases", "large,small,memory,cpu", "phases to run")
+	phases := flag.String("phases", "large,small,memory,cpu,network", "phases to run")
+	flag.DurationVar(&o.link.latency, "net-latency", 10*time.Millisecond, "network phase: latency added each way between the upstream and its clients")
+	rateMbit := flag.Int("net-rate-mbit", 1000, "network phase: bandwidth cap each way, Mbit/s")
+	flag.IntVar(&o.netRounds, "net-rounds", 3, "network phase: rounds of each A/B/C comparison")
+	netLargeMiB := flag.Int64("net-large-mib", 1024, "network phase: size of the single-stream objects, MiB")
 	flag.StringVar(&o.out, "out", "", "write the table here (default bench/results-<date>.md for a full run, none for -short)")
 	flag.StringVar(&o.proxyBin, "proxy-bin", "", "the ssec-proxy binary (default: go build ./cmd/ssec-proxy into the work directory)")
 	flag.StringVar(&o.profile, "profile", "", "run the proxy in process and write cpu.pprof and heap.pprof here (no RSS or CPU figures, no nginx)")
@@ -104,8 +114,11 @@ func run() error {
 		o.putModes = append(o.putModes, modeNames[i].mode)
 	}
 	o.large, o.huge, o.memSize, o.smallSize = *largeMiB*MiB, *hugeMiB*MiB, *memMiB*MiB, 4*KiB
+	o.link.rateKBs = *rateMbit * 1000 / 8
+	o.netLarge, o.netOne, o.netMany, o.netFiles = *netLargeMiB*MiB, 200, 2000, 2000
 	if o.short {
 		o.rounds, o.large, o.huge, o.memSize, o.memConc, o.smallN = 1, 16*MiB, 64*MiB, 4*MiB, 16, 256
+		o.netRounds, o.netLarge, o.netOne, o.netMany, o.netFiles = 1, 8*MiB, 10, 64, 32
 	}
 	o.phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
@@ -179,11 +192,11 @@ func run() error {
 	for _, p := range []struct {
 		name string
 		fn   func(context.Context) error
-	}{{"large", b.largeObjects}, {"small", b.smallObjects}, {"memory", b.memory}, {"cpu", b.cpu}} {
+	}{{"large", b.largeObjects}, {"small", b.smallObjects}, {"memory", b.memory}, {"cpu", b.cpu}, {"network", b.network}} {
 		if !o.phases[p.name] {
 			continue
 		}
-		if p.name == "memory" && o.profile != "" {
+		if (p.name == "memory" || p.name == "network") && o.profile != "" {
 			continue
 		}
 		if p.name == "cpu" && (w.nginx == nil || o.profile != "") {
@@ -230,6 +243,7 @@ type bench struct {
 	res                results
 	loadStart, loadEnd string
 	start              time.Time
+	net                *netWorld // the network phase's, once it ran
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -372,9 +386,12 @@ func (b *bench) concurrent(ctx context.Context, e *endpoint, op string, n, conc 
 				key := fmt.Sprintf("%s%05d", prefix, i)
 				s := time.Now()
 				var err error
-				if op == "put" {
+				switch op {
+				case "put":
 					err = e.put(ctx, key, size, modeUnsigned)
-				} else {
+				case "delete":
+					err = e.del(ctx, key)
+				default:
 					var got int64
 					if got, err = e.get(ctx, key); err == nil && got != size {
 						err = fmt.Errorf("GET %s via %s: %d bytes, want %d", key, e.name, got, size)

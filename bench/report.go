@@ -144,7 +144,48 @@ func (b *bench) report(noNginx string) string {
 	} else if noNginx != "" {
 		p("## 4. CPU per GiB moved\n\nnot measured: %s\n\n", noNginx)
 	}
+	if b.net != nil {
+		b.networkReport(p, m)
+	}
 	return sb.String()
+}
+
+// networkReport is section 5: the network phase's tables, each proxy
+// (etags md5 and upstream) against direct over the same link; the targets
+// are judged for etags md5, the default.
+func (b *bench) networkReport(p func(string, ...any), m func(string) float64) {
+	d := "net/direct/"
+	md5, up := "net/"+b.net.proxies[0].e.name+"/", "net/"+b.net.proxies[1].e.name+"/"
+	p("## 5. Over a network: %s\n\n", b.o.link)
+	p("The link is between the upstream and everything that talks to it: the direct client, and each proxy (the client to proxy leg stays on loopback, as with a sidecar). %d round(s), direct, proxy with `etags: md5`, proxy with `etags: upstream`, in turn; medians.\n\n", b.o.netRounds)
+	p("| %s object | direct MB/s | proxy, etags md5 (÷ direct) | proxy, etags upstream (÷ direct) | target, etags md5 |\n|---|---:|---:|---:|---|\n", size(b.o.netLarge))
+	for _, op := range []string{"put", "get"} {
+		dv, mv, uv := m(d+"large/"+op), m(md5+"large/"+op), m(up+"large/"+op)
+		p("| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %s |\n", strings.ToUpper(op), dv, mv, mv/dv, uv, uv/dv, b.verdict(mv/dv >= 0.97, "≥ 0.97"))
+	}
+	p("\n| 4 KiB, one client | p50 direct | p50 etags md5 (added) | p50 etags upstream (added) | p99 direct | p99 etags md5 | p99 etags upstream | target: added p50, etags md5 |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, op := range []string{"put", "get", "delete"} {
+		k := "one/" + op + "/"
+		dv, mv, uv := m(d+k+"p50"), m(md5+k+"p50"), m(up+k+"p50")
+		p("| %s | %.2f ms | %.2f ms (%+.2f) | %.2f ms (%+.2f) | %.2f ms | %.2f ms | %.2f ms | %s |\n", strings.ToUpper(op), dv, mv, mv-dv, uv, uv-dv,
+			m(d+k+"p99"), m(md5+k+"p99"), m(up+k+"p99"), b.verdict(mv-dv < 1, "< 1 ms"))
+	}
+	p("\n| 4 KiB, 32 clients | direct ops/s | etags md5 (÷ direct) | etags upstream (÷ direct) | machine busy: direct / md5 / upstream | target, etags md5 |\n|---|---:|---:|---:|---:|---|\n")
+	for _, op := range []string{"put", "get", "delete"} {
+		k := "many/" + op
+		dv, mv, uv := m(d+k), m(md5+k), m(up+k)
+		p("| %s | %.0f | %.0f (%.2f) | %.0f (%.2f) | %s / %s / %s | %s |\n", strings.ToUpper(op), dv, mv, mv/dv, uv, uv/dv,
+			pct(m(d+k+"/busy")), pct(m(md5+k+"/busy")), pct(m(up+k+"/busy")), b.verdict(mv/dv >= 0.95, "≥ 0.95"))
+	}
+	dv, mv, uv := m(d+"files"), m(md5+"files"), m(up+"files")
+	p("| %d × 64 KiB PUT at 8 clients, wall time | %.2f s | %.2f s (%.2f×) | %.2f s (%.2f×) | | %s |\n\n", b.o.netFiles, dv, mv, mv/dv, uv, uv/dv, b.verdict(mv/dv <= 1.05, "≤ 1.05×"))
+	// The pool a client needs is its concurrency (32); the proxy with
+	// etags md5 adds the index writes behind the answers.
+	p("Upstream TLS handshakes over the small-object runs (4 KiB at 1 and 32 clients, the 64 KiB files at 8): the direct client's connections (each one handshake), the proxies' `ssec_proxy_upstream_tls_handshakes_total`.\n\n")
+	p("| | direct | etags md5 | etags upstream | target: etags md5 ≤ direct + 16 (the index writes behind) |\n|---|---:|---:|---:|---|\n")
+	dh, mh, uh := m(d+"handshakes-total"), m(md5+"handshakes-total"), m(up+"handshakes-total")
+	p("| handshakes | %.0f | %.0f | %.0f | %s |\n", dh, mh, uh, b.verdict(mh <= dh+16, "≤ direct + 16"))
+	p("| per 1,000 requests | %.1f | %.1f | %.1f | |\n\n", m(d+"handshakes"), m(md5+"handshakes"), m(up+"handshakes"))
 }
 
 func pct(v float64) string { return fmt.Sprintf("%.0f %%", 100*v) }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, once; later runs find it cached.
 #   - the pinned MinIO server (go install, into ~/.cache/ssec-proxy/bin)
+#   - the pinned toxiproxy server (go install, same place as toxiproxy-server): the
+#     benchmark's network phase (make bench, make bench-short)
 #   - with --clients: Debian's awscli, s3cmd, rclone, python3-boto3, nginx-light, prometheus (promtool),
 #     podman and runc (apt-get, as root)
 set -euo pipefail
@@ -17,6 +19,19 @@ else
   echo "deps: building minio $MINIO_VERSION with go install (takes a few minutes the first time)..."
   GOBIN="$bin" GOFLAGS=-buildvcs=false go install "github.com/minio/minio@$MINIO_VERSION"
   echo "$MINIO_VERSION" > "$stamp"
+fi
+
+TOXIPROXY_VERSION=v2.5.0 # keep in step with bench/network.go toxiproxyVersion
+stamp="$bin/toxiproxy-server.version"
+if [ -x "$bin/toxiproxy-server" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$TOXIPROXY_VERSION" ]; then
+  echo "deps: toxiproxy $TOXIPROXY_VERSION already in $bin"
+else
+  echo "deps: building toxiproxy $TOXIPROXY_VERSION with go install..."
+  tmp="$(mktemp -d)"
+  GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mv "$tmp/server" "$bin/toxiproxy-server"
+  rmdir "$tmp"
+  echo "$TOXIPROXY_VERSION" > "$stamp"
 fi
 
 if [ "${1:-}" = "--clients" ]; then

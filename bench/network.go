@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/minio/minio-go/v7/pkg/signer"
+)
+
+// toxiproxyVersion is the toxiproxy server scripts/deps.sh installs.
+const toxiproxyVersion = "v2.5.0"
+
+// link is the network the network phase puts between the upstream and
+// everything that talks to it (the direct client and both proxies): the
+// client-to-proxy leg stays on loopback, as with a sidecar or a proxy on
+// the client's machine.
+type link struct {
+	latency time.Duration // each way
+	rateKBs int           // bandwidth cap each way, KB/s (toxiproxy's unit)
+}
+
+func (l link) String() string {
+	return fmt.Sprintf("toxiproxy %s: %v latency each way (RTT +%v), %.1f Gbit/s cap each way",
+		toxiproxyVersion, l.latency, 2*l.latency, float64(l.rateKBs)*8/1e6)
+}
+
+func toxiproxyBinary() (string, error) {
+	if p := os.Getenv("SSEC_TOXIPROXY_BIN"); p != "" {
+		return p, nil
+	}
+	if home, err := os.UserCacheDir(); err == nil {
+		p := filepath.Join(home, "ssec-proxy", "bin", "toxiproxy-server")
+		if fileExists(p) {
+			return p, nil
+		}
+	}
+	return "", errors.New("no toxiproxy server: run scripts/deps.sh (go install github.com/Shopify/toxiproxy/v2/cmd/server@" + toxiproxyVersion + ") or set SSEC_TOXIPROXY_BIN")
+}
+
+// netWorld is the network phase's: toxiproxy in front of MinIO, the
+// direct client through it, and one proxy for each etags setting in
+// front of it.
+type netWorld struct {
+	direct  *endpoint
+	dials   *atomic.Int64 // the direct client's connections (each a TLS handshake)
+	proxies []*netProxy
+}
+
+type netProxy struct {
+	e       *endpoint
+	etags   string
+	metrics string // http://admin/metrics
+}
+
+func (b *bench) startNetwork(ctx context.Context, l link) (*netWorld, error) {
+	bin, err := toxiproxyBinary()
+	if err != nil {
+		return nil, err
+	}
+	w := b.w
+	apiPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd, done, err := w.launch(bin, "toxiproxy.log", nil, "-host", "127.0.0.1", "-port", strconv.Itoa(apiPort))
+	if err != nil {
+		return nil, err
+	}
+	w.cleanups = append(w.cleanups, func() { stopProcess(cmd, done) })
+	api := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	if err := waitTCP(ctx, "https://"+api[len("http://"):], done); err != nil {
+		return nil, fmt.Errorf("toxiproxy did not start: %w", err)
+	}
+	linkPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	upstream := w.minio.Endpoint[len("https://"):]
+	if err := toxiAPI(ctx, api+"/proxies", map[string]any{
+		"name": "upstream", "listen": fmt.Sprintf("127.0.0.1:%d", linkPort), "upstream": upstream, "enabled": true,
+	}); err != nil {
+		return nil, err
+	}
+	for _, stream := range []string{"upstream", "downstream"} {
+		if err := toxiAPI(ctx, api+"/proxies/upstream/toxics", map[string]any{
+			"name": "latency-" + stream, "type": "latency", "stream": stream, "toxicity": 1,
+			"attributes": map[string]int{"latency": int(l.latency / time.Millisecond)},
+		}); err != nil {
+			return nil, err
+		}
+		if err := toxiAPI(ctx, api+"/proxies/upstream/toxics", map[string]any{
+			"name": "bandwidth-" + stream, "type": "bandwidth", "stream": stream, "toxicity": 1,
+			"attributes": map[string]int{"rate": l.rateKBs},
+		}); err != nil {
+			return nil, err
+		}
+	}
+	linkURL := fmt.Sprintf("https://127.0.0.1:%d", linkPort)
+
+	nw := &netWorld{dials: new(atomic.Int64)}
+	hc, err := newClient(w.minio.CAFile, w.pt.CA)
+	if err != nil {
+		return nil, err
+	}
+	tr := hc.Transport.(*http.Transport)
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nw.dials.Add(1)
+		return dial(ctx, network, addr)
+	}
+	nw.direct = &endpoint{name: "direct", base: linkURL, ak: w.minio.AccessKey, sk: w.minio.SecretKey, sseKey: w.key, hc: hc}
+	for _, etags := range []string{"md5", "upstream"} {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		admin, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		name := "net-proxy-" + etags
+		cfg, err := w.proxyConfig(name, port, fmt.Sprintf("127.0.0.1:%d", admin), linkURL, etags)
+		if err != nil {
+			return nil, err
+		}
+		cmd, done, err := w.launch(b.o.proxyBin, name+".log", b.o.proxyEnv, "serve", "--config", cfg)
+		if err != nil {
+			return nil, err
+		}
+		w.cleanups = append(w.cleanups, func() { stopProcess(cmd, done) })
+		p := &netProxy{
+			e:       &endpoint{name: "proxy, etags " + etags, base: fmt.Sprintf("https://127.0.0.1:%d", port), ak: clientAK, sk: clientSK, hc: w.hc},
+			etags:   etags,
+			metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", admin),
+		}
+		if err := waitTCP(ctx, p.e.base, done); err != nil {
+			return nil, fmt.Errorf("%s did not start (see %s): %w", name, filepath.Join(w.dir, name+".log"), err)
+		}
+		nw.proxies = append(nw.proxies, p)
+	}
+	return nw, nil
+}
+
+// toxiAPI posts a JSON document to toxiproxy's API.
+func toxiAPI(ctx context.Context, url string, doc any) error {
+	body, _ := json.Marshal(doc)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("toxiproxy %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("toxiproxy %s: %s: %s", url, resp.Status, b)
+	}
+	return nil
+}
+
+// handshakes reads the proxy's upstream TLS handshakes (successful and
+// failed) and connections opened from its metrics.
+func (p *netProxy) handshakes(ctx context.Context) (tlsHandshakes, conns float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(name, "ssec_proxy_upstream_tls_handshakes_total"):
+			tlsHandshakes += v
+		case name == "ssec_proxy_upstream_connections_opened_total":
+			conns += v
+		}
+	}
+	return tlsHandshakes, conns, sc.Err()
+}
+
+// del deletes key (204, or 404 through nothing).
+func (e *endpoint) del(ctx context.Context, key string) error {
+	req, err := e.request(ctx, http.MethodDelete, key, nil, 0)
+	if err != nil {
+		return err
+	}
+	req.Header.Del("X-Amz-Server-Side-Encryption-Customer-Algorithm") // a DELETE takes no SSE-C headers
+	req.Header.Del("X-Amz-Server-Side-Encryption-Customer-Key")
+	req.Header.Del("X-Amz-Server-Side-Encryption-Customer-Key-Md5")
+	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	return e.do(signer.SignV4(*req, e.ak, e.sk, "", region), http.StatusNoContent)
+}
+
+// 5. The network phase: the same link between the upstream and the
+// direct client, and between the upstream and each proxy; A B C A B C.
+func (b *bench) network(ctx context.Context) error {
+	nw, err := b.startNetwork(ctx, b.o.link)
+	if err != nil {
+		return err
+	}
+	b.net = nw
+	eps := []*endpoint{nw.direct}
+	for _, p := range nw.proxies {
+		eps = append(eps, p.e)
+	}
+	// Connections and handshakes are counted over the small-object runs.
+	count := func() ([]float64, error) {
+		out := []float64{float64(nw.dials.Load())}
+		for _, p := range nw.proxies {
+			h, _, err := p.handshakes(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", p.metrics, err)
+			}
+			out = append(out, h)
+		}
+		return out, nil
+	}
+	requests := 0
+	var handshakes []float64
+	for r := 0; r < b.o.netRounds; r++ {
+		for _, e := range eps {
+			pre := "net/" + e.name + "/"
+			for _, op := range []string{"put", "get"} {
+				t0 := time.Now()
+				var n int64
+				if op == "put" {
+					err = e.put(ctx, "net/large/"+e.name, b.o.netLarge, modeUnsigned)
+					n = b.o.netLarge
+				} else {
+					n, err = e.get(ctx, "net/large/"+e.name)
+				}
+				if err != nil {
+					return err
+				}
+				if n != b.o.netLarge {
+					return fmt.Errorf("GET via %s: %d bytes, want %d", e.name, n, b.o.netLarge)
+				}
+				b.res.add(pre+"large/"+op, mbps(n, time.Since(t0)))
+				b.logf("network %s %s %s: %.0f MB/s", size(n), strings.ToUpper(op), e.name, mbps(n, time.Since(t0)))
+			}
+		}
+		before, err := count()
+		if err != nil {
+			return err
+		}
+		for _, e := range eps {
+			pre := "net/" + e.name + "/"
+			for _, run := range []struct {
+				name string
+				n    int
+				conc int
+			}{{"one", b.o.netOne, 1}, {"many", b.o.netMany, 32}} {
+				for _, op := range []string{"put", "get", "delete"} {
+					busy := busyMeter()
+					ops, lat, err := b.concurrent(ctx, e, op, run.n, run.conc, 4*KiB, "net/small/"+e.name+"/")
+					if err != nil {
+						return err
+					}
+					b.res.add(pre+run.name+"/"+op+"/busy", busy())
+					requests += run.n
+					if run.conc == 1 {
+						b.res.add(pre+"one/"+op+"/p50", percentile(lat, 0.50))
+						b.res.add(pre+"one/"+op+"/p99", percentile(lat, 0.99))
+						b.logf("network 4 KiB %s %s, one client: p50 %.2f ms, p99 %.2f ms", strings.ToUpper(op), e.name, percentile(lat, 0.5), percentile(lat, 0.99))
+					} else {
+						b.res.add(pre+"many/"+op, ops)
+						b.logf("network 4 KiB %s %s, 32 clients: %.0f ops/s", strings.ToUpper(op), e.name, ops)
+					}
+				}
+			}
+			t0 := time.Now()
+			if _, _, err := b.concurrent(ctx, e, "put", b.o.netFiles, 8, 64*KiB, "net/files/"+e.name+"/"); err != nil {
+				return err
+			}
+			requests += b.o.netFiles
+			b.res.add(pre+"files", time.Since(t0).Seconds())
+			b.logf("network %d × 64 KiB PUT %s, 8 clients: %.2f s", b.o.netFiles, e.name, time.Since(t0).Seconds())
+		}
+		after, err := count()
+		if err != nil {
+			return err
+		}
+		if handshakes == nil {
+			handshakes = make([]float64, len(after))
+		}
+		for i := range after {
+			handshakes[i] += after[i] - before[i]
+		}
+	}
+	// requests counts every endpoint's; each endpoint made a third.
+	per := float64(requests) / float64(len(eps))
+	for i, e := range eps {
+		b.res.add("net/"+e.name+"/handshakes", handshakes[i]/per*1000)
+		b.res.add("net/"+e.name+"/handshakes-total", handshakes[i])
+	}
+	return nil
+}
