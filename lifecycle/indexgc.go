@@ -43,18 +43,19 @@ var recordGrace = 10 * time.Minute
 // and started again: it looks at what is there, every time.
 func IndexGC(ctx context.Context, opts Options, t Target, dryRun bool) (*GCReport, error) {
 	c := opts.Client
+	ix := indexOf(c)
 	rep := &GCReport{Target: t, DryRun: dryRun}
 	remove := func(name string) error {
 		if dryRun {
 			return nil
 		}
-		if err := c.RemoveObject(ctx, t.Bucket, name, minio.RemoveObjectOptions{}); err != nil {
+		if err := ix.Objects.Remove(ctx, t.Bucket, []string{name}); err != nil {
 			return fmt.Errorf("removing %s: %w", name, err)
 		}
 		rep.Removed++
 		return nil
 	}
-	var batch []string
+	var batch []etagindex.Entry
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -63,28 +64,28 @@ func IndexGC(ctx context.Context, opts Options, t Target, dryRun bool) (*GCRepor
 		if err != nil {
 			return err
 		}
-		for _, name := range stale {
+		for _, e := range stale {
 			rep.Stale++
-			if err := remove(name); err != nil {
+			if err := remove(e.Name()); err != nil {
 				return err
 			}
 		}
 		batch = batch[:0]
 		return nil
 	}
-	for o := range c.ListObjects(ctx, t.Bucket, minio.ListObjectsOptions{Prefix: etagindex.Prefix + t.Prefix, Recursive: true}) {
-		if o.Err != nil {
-			return rep, fmt.Errorf("listing the index: %w", o.Err)
-		}
-		if _, _, _, ok := etagindex.ParseEntry(o.Key); !ok {
-			continue
-		}
+	var judging error // of flush, not of the listing
+	err := ix.Walk(ctx, t.Bucket, t.Prefix, func(e etagindex.Entry) error {
 		rep.Entries++
-		if batch = append(batch, o.Key); len(batch) == gcBatch {
-			if err := flush(); err != nil {
-				return rep, err
-			}
+		if batch = append(batch, e); len(batch) == gcBatch {
+			judging = flush()
 		}
+		return judging
+	})
+	switch {
+	case judging != nil:
+		return rep, judging
+	case err != nil:
+		return rep, fmt.Errorf("listing the index: %w", err)
 	}
 	if err := flush(); err != nil {
 		return rep, err
@@ -119,19 +120,16 @@ func IndexGC(ctx context.Context, opts Options, t Target, dryRun bool) (*GCRepor
 	return rep, nil
 }
 
-// staleEntries returns the entries (sorted names) whose object has no
+// staleEntries returns the entries (sorted by name) whose object has no
 // version with their upstream ETag: one listing of the objects of the
 // batch's key range.
-func staleEntries(ctx context.Context, c *minio.Client, bucket string, entries []string) ([]string, error) {
+func staleEntries(ctx context.Context, c *minio.Client, bucket string, entries []etagindex.Entry) ([]etagindex.Entry, error) {
 	first, last := "", ""
-	keys := make([]string, len(entries))
-	etags := make([]string, len(entries))
 	for i, e := range entries {
-		keys[i], etags[i], _, _ = etagindex.ParseEntry(e)
-		if i == 0 || keys[i] < first {
-			first = keys[i]
+		if i == 0 || e.Key < first {
+			first = e.Key
 		}
-		last = max(last, keys[i])
+		last = max(last, e.Key)
 	}
 	have := map[string]bool{} // key + " " + upstream ETag
 	opts := minio.ListObjectsOptions{Recursive: true, WithVersions: true, StartAfter: before(first)}
@@ -146,9 +144,9 @@ func staleEntries(ctx context.Context, c *minio.Client, bucket string, entries [
 			have[o.Key+" "+strings.Trim(o.ETag, `"`)] = true
 		}
 	}
-	var stale []string
-	for i, e := range entries {
-		if !have[keys[i]+" "+etags[i]] {
+	var stale []etagindex.Entry
+	for _, e := range entries {
+		if !have[e.Key+" "+e.UpstreamETag] {
 			stale = append(stale, e)
 		}
 	}

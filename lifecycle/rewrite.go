@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
-	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
 
@@ -176,39 +174,30 @@ func (r *runner) verify(ctx context.Context, name string, size int64, to *keysto
 // the old entry sealed; without one, the upstream ETag they were shown),
 // and removes the old entry. It reports whether it wrote one.
 func (r *runner) carryEntry(ctx context.Context, name string, p probe, d keystore.Decision, to *keystore.Key) (bool, error) {
+	ix := indexOf(r.c)
 	bucket, oldETag := r.target.Bucket, strings.Trim(p.info.ETag, `"`)
-	client, oldEntry := oldETag, ""
-	for o := range r.c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: etagindex.Prefix + name + " " + oldETag + " "}) {
-		if o.Err != nil {
-			return false, fmt.Errorf("reading the ETag index: %w", o.Err)
-		}
-		k, up, sealed, ok := etagindex.ParseEntry(o.Key)
-		if !ok || k != name || up != oldETag {
-			continue
-		}
-		keys := []*keystore.Key{d.Key}
-		if p.key != nil {
-			keys = append([]*keystore.Key{p.key}, d.Previous...)
-		}
-		if v, ok := etagindex.Open(keys, up, sealed); ok {
-			client, oldEntry = v, o.Key
-			break
-		}
+	keys := []*keystore.Key{d.Key}
+	if p.key != nil {
+		keys = append([]*keystore.Key{p.key}, d.Previous...)
+	}
+	client, old, found, err := ix.Lookup(ctx, bucket, name, oldETag, keys)
+	if err != nil {
+		return false, fmt.Errorf("reading the ETag index: %w", err)
+	}
+	if !found {
+		client = oldETag
 	}
 	info, err := r.c.StatObject(ctx, bucket, name, minio.StatObjectOptions{ServerSideEncryption: r.keys.sse[to.ID()]})
 	if err != nil {
 		return false, fmt.Errorf("reading the rewritten object's ETag: %w", err)
 	}
-	newETag := strings.Trim(info.ETag, `"`)
-	entry := etagindex.EntryName(name, newETag, etagindex.Seal(to, newETag, client))
-	if len(entry) > 1024 {
-		return false, nil // the proxy writes no entry of a key this long either
-	}
-	if _, err := r.c.PutObject(ctx, bucket, entry, bytes.NewReader(nil), 0, minio.PutObjectOptions{}); err != nil {
+	// The proxy writes no entry of a key too long for one either.
+	written, err := ix.Write(ctx, bucket, name, strings.Trim(info.ETag, `"`), client, to)
+	if err != nil {
 		return false, fmt.Errorf("writing the ETag index entry: %w", err)
 	}
-	if oldEntry != "" {
-		_ = r.c.RemoveObject(ctx, bucket, oldEntry, minio.RemoveObjectOptions{})
+	if written && found {
+		_ = ix.Remove(ctx, bucket, old)
 	}
-	return true, nil
+	return written, nil
 }

@@ -261,7 +261,7 @@ func BenchmarkTrailerBodyMinioGo(b *testing.B) {
 }
 
 // BenchmarkIndexPage is reading one page of the ETag index (1,000
-// entries), as listIndex does for a listing or a HEAD the cache cannot
+// entries), as indexObjects.List does for a listing or a HEAD the cache cannot
 // answer.
 func BenchmarkIndexPage(b *testing.B) {
 	var sb strings.Builder

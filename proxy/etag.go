@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
-	"io"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +34,10 @@ import (
 // one per object. GET and HEAD look an entry up by name (cached in memory).
 // Entries of overwritten objects stay behind; they never match, since the
 // upstream ETag differs.
-// The format, sealing and cache of the entries are internal/etagindex's,
-// which rekey and audit (lifecycle) share.
+// The format, sealing and cache of the entries, and the index's reads and
+// writes (etagindex.Index), are internal/etagindex's, which rekey and
+// index gc (lifecycle) share; the proxy's bucket is indexObjects
+// (indexstore.go).
 const (
 	reservedPrefix = etagindex.Reserved
 	indexPrefix    = etagindex.Prefix
@@ -80,8 +79,8 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 		return
 	}
 	s.etags.Put(bucket, upstreamETag, clientETag)
-	name := etagindex.EntryName(key, upstreamETag, etagindex.Seal(k, upstreamETag, clientETag))
-	if len(name) > maxKeyLen {
+	e, ok := etagindex.NewEntry(key, upstreamETag, clientETag, k)
+	if !ok {
 		return
 	}
 	// The entry is written behind the client's wait (this instance
@@ -95,20 +94,13 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	s.behind(ex, func(bg *exchange) {
 		defer s.indexPending.Add(-1)
 		defer s.writes.done(wk)
-		ur := exemptRequest(http.MethodPut, target{Bucket: bucket, Key: name}, url.Values{})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		resp, err := s.roundTrip(ctx, bg, ur, nil)
+		err := s.index(bg).Put(ctx, bucket, e)
 		if err != nil {
 			s.logIndexError(bg, "writing", err.Error())
-			s.indexWrite(false)
-			return
 		}
-		drain(resp)
-		if resp.StatusCode != http.StatusOK {
-			s.logIndexError(bg, "writing", resp.Status)
-		}
-		s.indexWrite(resp.StatusCode == http.StatusOK)
+		s.indexWrite(err == nil)
 	})
 }
 
@@ -135,75 +127,13 @@ func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upst
 	if v, known := s.etags.Get(bucket, upstreamETag); known {
 		return v, v != ""
 	}
-	found, err := s.listIndex(ctx, ex, bucket, indexPrefix+key+" "+upstreamETag+" ", "", "", "", 1)
+	v, _, ok, err := s.index(ex).Lookup(ctx, bucket, key, upstreamETag, keys)
 	if err != nil {
 		s.logIndexError(ex, "reading", err.Error())
 		return "", false
 	}
-	for _, e := range found {
-		if e.key == key && e.upstreamETag == upstreamETag {
-			if v, ok := etagindex.Open(keys, upstreamETag, e.sealed); ok {
-				s.etags.Put(bucket, upstreamETag, v)
-				return v, true
-			}
-		}
-	}
-	s.etags.Put(bucket, upstreamETag, "")
-	return "", false
-}
-
-type indexEntry struct{ key, upstreamETag, sealed string }
-
-// maxIndexPage bounds a page of the index listing the proxy reads (1,000
-// entries of the longest names fit).
-const maxIndexPage = 8 << 20
-
-// listIndex lists index entries of bucket under prefix (ListObjectsV2,
-// after startAfter, up to pages pages, stopping past stopAfter when set).
-func (s *Server) listIndex(ctx context.Context, ex *exchange, bucket, prefix, delimiter, startAfter, stopAfter string, pages int) ([]indexEntry, error) {
-	var out []indexEntry
-	token := ""
-	for page := 0; page < pages; page++ {
-		q := url.Values{"list-type": {"2"}, "prefix": {prefix}}
-		if delimiter != "" {
-			q.Set("delimiter", delimiter)
-		}
-		if token != "" {
-			q.Set("continuation-token", token)
-		} else if startAfter != "" {
-			q.Set("start-after", startAfter)
-		}
-		ur := exemptRequest(http.MethodGet, target{Bucket: bucket}, q)
-		resp, err := s.roundTrip(ctx, ex, ur, nil)
-		if err != nil {
-			return out, err
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexPage))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil {
-			return out, errIndex(resp.Status)
-		}
-		// The listing scanner (listing.go); the entries are all reserved keys.
-		res, err := parseListing(body, false)
-		if err != nil {
-			return out, errIndex("listing: " + err.Error())
-		}
-		done := false
-		for _, key := range res.reserved {
-			if stopAfter != "" && key > stopAfter {
-				done = true
-				break
-			}
-			if k, e, sealed, ok := etagindex.ParseEntry(key); ok {
-				out = append(out, indexEntry{k, e, sealed})
-			}
-		}
-		if done || !res.truncated || res.nextToken == "" {
-			break
-		}
-		token = res.nextToken
-	}
-	return out, nil
+	s.etags.Put(bucket, upstreamETag, v) // "": none
+	return v, ok
 }
 
 type errIndex string

@@ -225,7 +225,7 @@ func TestParseListingSplitTextAndOddNames(t *testing.T) {
 	}
 }
 
-// What listIndex reads of a page of the index.
+// What indexObjects.List reads of a page of the index.
 func TestParseListingIndexPage(t *testing.T) {
 	name := etagindex.EntryName("a&b", "up1", "sealed")
 	body := []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<ListBucketResult><IsTruncated>true</IsTruncated>` +

@@ -18,7 +18,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
 )
 
@@ -149,19 +148,8 @@ func (s *Server) forgetNow(ex *exchange, bucket, key, keep string) {
 	s.behind(ex, func(ex *exchange) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		entries, err := s.listIndex(ctx, ex, bucket, indexPrefix+key+" ", "", "", "", 4)
-		if err != nil {
+		if _, err := s.index(ex).Forget(ctx, bucket, key, keep); err != nil {
 			s.logIndexError(ex, "cleaning", err.Error())
-		}
-		for _, e := range entries {
-			if e.key != key || e.upstreamETag == keep {
-				continue
-			}
-			name := etagindex.EntryName(e.key, e.upstreamETag, e.sealed)
-			ur := exemptRequest(http.MethodDelete, target{Bucket: bucket, Key: name}, url.Values{})
-			if resp, err := s.roundTrip(ctx, ex, ur, nil); err == nil {
-				drain(resp)
-			}
 		}
 	})
 }

@@ -257,28 +257,23 @@ func (s *Server) lookupPage(ctx context.Context, ex *exchange, bucket string, q 
 	for _, i := range misses {
 		first, last = min(first, pl.objects[i].key), max(last, pl.objects[i].key)
 	}
-	delimiter := q.Get("delimiter")
-	if strings.ContainsAny(delimiter, " -_0123456789abcdefABCDEF") {
-		delimiter = "" // it could split an entry's own fields
-	}
-	entries, err := s.listIndex(ctx, ex, bucket, indexPrefix+q.Get("prefix"), delimiter,
-		indexPrefix+first, indexPrefix+last+" \xff", 4)
+	entries, err := s.index(ex).Between(ctx, bucket, q.Get("prefix"), q.Get("delimiter"), first, last)
 	if err != nil {
 		s.logIndexError(ex, "reading", err.Error())
 	}
-	sealed := make(map[string]string, len(entries))
+	found := make(map[string]etagindex.Entry, len(entries))
 	for _, e := range entries {
-		sealed[e.key+" "+e.upstreamETag] = e.sealed
+		found[e.Key+" "+e.UpstreamETag] = e
 	}
 	for _, i := range misses {
 		o := pl.objects[i]
-		seal, ok := sealed[o.key+" "+o.etag]
+		e, ok := found[o.key+" "+o.etag]
 		if !ok {
 			s.etags.Put(bucket, o.etag, "") // written without the proxy
 			continue
 		}
 		d := ex.rt.ring.Match(bucket, o.key)
-		if v, ok := etagindex.Open(readKeys(d), o.etag, seal); ok {
+		if v, ok := e.Open(readKeys(d)); ok {
 			etags[i] = v
 			s.etags.Put(bucket, o.etag, v)
 		}

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
+)
+
+// indexObjects is the ETag index's bucket (etagindex.Objects) seen through
+// this proxy: signed upstream requests of an exchange, each with an exempt
+// decision (the proxy's own objects carry no object data: no SSE-C
+// headers), and only under the reserved prefix.
+type indexObjects struct {
+	s  *Server
+	ex *exchange
+}
+
+var _ etagindex.Objects = indexObjects{}
+
+// index is the ETag index, read and written on ex's behalf.
+func (s *Server) index(ex *exchange) etagindex.Index {
+	return etagindex.Index{Objects: indexObjects{s, ex}}
+}
+
+// maxIndexPage bounds a page of the index listing the proxy reads (1,000
+// entries of the longest names fit).
+const maxIndexPage = 8 << 20
+
+func (o indexObjects) PutEmpty(ctx context.Context, bucket, name string) error {
+	return o.send(ctx, http.MethodPut, bucket, name)
+}
+
+// send sends a PUT of an empty object or a DELETE of one of the proxy's
+// own objects.
+func (o indexObjects) send(ctx context.Context, method, bucket, name string) error {
+	if !reservedKey(name) {
+		return errIndex("refusing to touch a name outside " + reservedPrefix)
+	}
+	ur := exemptRequest(method, target{Bucket: bucket, Key: name}, url.Values{})
+	resp, err := o.s.roundTrip(ctx, o.ex, ur, nil)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	if resp.StatusCode != http.StatusOK && (method != http.MethodDelete || resp.StatusCode != http.StatusNoContent) {
+		return errIndex(resp.Status)
+	}
+	return nil
+}
+
+// List lists with ListObjectsV2, up to opts.MaxPages pages (the upstream's
+// pages: 1,000 names at most). Only the proxy's own names are listed.
+func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.ListOptions, fn func(name string) bool) error {
+	if !reservedKey(opts.Prefix) {
+		return errIndex("refusing to list outside " + reservedPrefix)
+	}
+	token := ""
+	for page := 0; opts.MaxPages == 0 || page < opts.MaxPages; page++ {
+		q := url.Values{"list-type": {"2"}, "prefix": {opts.Prefix}}
+		if opts.Delimiter != "" {
+			q.Set("delimiter", opts.Delimiter)
+		}
+		if token != "" {
+			q.Set("continuation-token", token)
+		} else if opts.StartAfter != "" {
+			q.Set("start-after", opts.StartAfter)
+		}
+		ur := exemptRequest(http.MethodGet, target{Bucket: bucket}, q)
+		resp, err := o.s.roundTrip(ctx, o.ex, ur, nil)
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexPage))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			return errIndex(resp.Status)
+		}
+		// The listing scanner (listing.go); under the reserved prefix,
+		// every key is a reserved one.
+		res, err := parseListing(body, false)
+		if err != nil {
+			return errIndex("listing: " + err.Error())
+		}
+		for _, name := range res.reserved {
+			if !fn(name) {
+				return nil
+			}
+		}
+		if !res.truncated || res.nextToken == "" {
+			return nil
+		}
+		token = res.nextToken
+	}
+	return nil
+}
+
+// Remove deletes each name (DeleteObject), the proxy's own only.
+func (o indexObjects) Remove(ctx context.Context, bucket string, names []string) error {
+	var first error
+	for _, name := range names {
+		if err := o.send(ctx, http.MethodDelete, bucket, name); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
