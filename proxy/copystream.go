@@ -94,7 +94,7 @@ func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error 
 		// The copy holds the source's data: the source's client ETag.
 		srcETag := unquote(src.Header.Get("ETag"))
 		client := srcETag
-		if v, ok := s.clientETag(ctx, ex, cp.src.Bucket, cp.src.Key, srcETag, readKeys(ex.rt.ring.Match(cp.src.Bucket, cp.src.Key))); ok {
+		if v, ok := s.clientETag(ctx, ex, cp.src.Bucket, cp.src.Key, srcETag, readKeys(ex.rt.ring.Match(cp.src.Bucket, cp.src.Key)), true); ok {
 			client = v
 		}
 		if !partCopy {

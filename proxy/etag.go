@@ -118,13 +118,16 @@ func (s *Server) indexWrite(ok bool) {
 
 // clientETag finds the client ETag of an object whose upstream ETag is
 // given: from the cache, else from the index. ok is false for objects not
-// written through the proxy; they keep the upstream's ETag.
-func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upstreamETag string, keys []*keystore.Key) (string, bool) {
+// written through the proxy; they keep the upstream's ETag. fresh is for
+// an answer that is recorded as another object's ETag (a copy's source):
+// a cached "no entry" is not believed then, since another instance may
+// have written the entry since, and a copy keeps what it is given.
+func (s *Server) clientETag(ctx context.Context, ex *exchange, bucket, key, upstreamETag string, keys []*keystore.Key, fresh bool) (string, bool) {
 	upstreamETag = unquote(upstreamETag)
 	if upstreamETag == "" || len(keys) == 0 {
 		return "", false
 	}
-	if v, known := s.etags.Get(bucket, upstreamETag); known {
+	if v, known := s.etags.Get(bucket, upstreamETag); known && (v != "" || !fresh) {
 		return v, v != ""
 	}
 	v, _, ok, err := s.index(ex).Lookup(ctx, bucket, key, upstreamETag, keys)

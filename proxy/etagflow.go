@@ -51,8 +51,9 @@ func (s *Server) prepareETags(ctx context.Context, ax *authedExchange, r *http.R
 }
 
 // headETags asks the upstream for an object's ETag and returns it with
-// the client's ETag of it (the upstream's when the index has none).
-func (s *Server) headETags(ctx context.Context, ex *exchange, t target, versionID string, keys []*keystore.Key) (upstreamETag, clientETag string, resp *http.Response, err error) {
+// the client's ETag of it (the upstream's when the index has none); fresh
+// as for clientETag.
+func (s *Server) headETags(ctx context.Context, ex *exchange, t target, versionID string, keys []*keystore.Key, fresh bool) (upstreamETag, clientETag string, resp *http.Response, err error) {
 	hp := &plan{req: &upstreamRequest{Method: http.MethodHead, Target: t, Query: url.Values{}, Header: http.Header{}}, keys: keys}
 	hp.req.decide(plainDecision)
 	if versionID != "" {
@@ -73,7 +74,7 @@ func (s *Server) headETags(ctx context.Context, ex *exchange, t target, versionI
 	}
 	upstreamETag = unquote(resp.Header.Get("ETag"))
 	clientETag = upstreamETag
-	if v, ok := s.clientETag(ctx, ex, t.Bucket, t.Key, upstreamETag, keys); ok {
+	if v, ok := s.clientETag(ctx, ex, t.Bucket, t.Key, upstreamETag, keys, fresh); ok {
 		clientETag = v
 	}
 	return upstreamETag, clientETag, resp, nil
@@ -93,7 +94,7 @@ func etagMatches(list, etag string) bool {
 // readConditions evaluates If-Match and If-None-Match of a GET or HEAD
 // against the client ETag, then pins the read to the version checked.
 func (s *Server) readConditions(ctx context.Context, ex *exchange, r *http.Request, p *plan) (bool, error) {
-	up, client, head, err := s.headETags(ctx, ex, ex.target, p.req.Query.Get("versionId"), p.keys)
+	up, client, head, err := s.headETags(ctx, ex, ex.target, p.req.Query.Get("versionId"), p.keys, false)
 	if err != nil {
 		return false, err
 	}
@@ -122,7 +123,7 @@ func (s *Server) readConditions(ctx context.Context, ex *exchange, r *http.Reque
 func (s *Server) copyConditions(ctx context.Context, ex *exchange, r *http.Request, p *plan) error {
 	cp := p.copy
 	d := ex.rt.ring.Match(cp.src.Bucket, cp.src.Key)
-	up, client, head, err := s.headETags(ctx, ex, target{Bucket: cp.src.Bucket, Key: cp.src.Key}, cp.src.VersionID, readKeys(d))
+	up, client, head, err := s.headETags(ctx, ex, target{Bucket: cp.src.Bucket, Key: cp.src.Key}, cp.src.VersionID, readKeys(d), true)
 	if err != nil {
 		return err
 	}
@@ -181,13 +182,13 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 		resp.Header.Set("ETag", quote(p.clientMD5()))
 	case p.etag == etagRead && ex.keyID != "" &&
 		(ok || resp.StatusCode == http.StatusPartialContent || resp.StatusCode == http.StatusNotModified):
-		if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), p.keys); found {
+		if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, resp.Header.Get("ETag"), p.keys, false); found {
 			resp.Header.Set("ETag", quote(v))
 		}
 	case p.etag == etagAttributes && ok && ex.keyID != "":
 		return s.replaceBody(resp, maxRewrittenBody, false, func(b []byte) ([]byte, error) {
 			return rewriteResultETag(b, "", func(up string) string {
-				if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, up, p.keys); found {
+				if v, found := s.clientETag(ctx, ex, t.Bucket, t.Key, up, p.keys, false); found {
 					return v
 				}
 				return up
@@ -207,7 +208,7 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 		client := p.copy.srcClientETag
 		if client == "" {
 			d := ex.rt.ring.Match(p.copy.src.Bucket, p.copy.src.Key)
-			_, c, head, err := s.headETags(ctx, ex, target{Bucket: p.copy.src.Bucket, Key: p.copy.src.Key}, p.copy.src.VersionID, readKeys(d))
+			_, c, head, err := s.headETags(ctx, ex, target{Bucket: p.copy.src.Bucket, Key: p.copy.src.Key}, p.copy.src.VersionID, readKeys(d), true)
 			if err != nil || head.StatusCode != http.StatusOK {
 				return nil
 			}

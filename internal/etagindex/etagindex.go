@@ -113,9 +113,12 @@ type Cache struct {
 	max  int
 }
 
-// noneTTL is how long "no entry" is believed: another instance may be
-// writing the entry of an object it has just written.
-const noneTTL = time.Minute
+// NoneTTL is how long "no entry" is believed: another instance may be
+// writing the entry of an object it has just written, and its readers
+// must see that entry soon after it lands (the window the README states
+// adds this to the entry write's own time). Short, since what it saves is
+// one index look-up per read of an object written without the proxy.
+const NoneTTL = 2 * time.Second
 
 func NewCache(max int) *Cache {
 	return &Cache{m: map[string]string{}, none: map[string]time.Time{}, max: max}
@@ -130,7 +133,7 @@ func (c *Cache) Get(bucket, upstreamETag string) (clientETag string, known bool)
 	if v, ok := c.m[k]; ok {
 		return v, true
 	}
-	if t, ok := c.none[k]; ok && time.Since(t) < noneTTL {
+	if t, ok := c.none[k]; ok && time.Since(t) < NoneTTL {
 		return "", true
 	}
 	return "", false

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"testing"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
@@ -76,6 +77,15 @@ func TestETagCache(t *testing.T) {
 	c.Put("b", "e2", "")
 	if v, known := c.Get("b", "e2"); !known || v != "" {
 		t.Errorf("a known absence: %q %v", v, known)
+	}
+	// An absence is believed for NoneTTL only: another instance's entry,
+	// written behind its answer, must be seen within the stated window.
+	c.none["b\x00e2"] = time.Now().Add(-NoneTTL)
+	if _, known := c.Get("b", "e2"); known {
+		t.Error("an absence older than NoneTTL is still believed")
+	}
+	if NoneTTL > 5*time.Second {
+		t.Errorf("NoneTTL %v: the README states another instance sees an entry within seconds of its write", NoneTTL)
 	}
 	for i := 0; i < 100; i++ {
 		c.Put("b", strings.Repeat("x", i+1), "v")
