@@ -4,8 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/ssec-proxy/ssec-proxy/config"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
