@@ -170,3 +170,19 @@ func TestAttackListingUndecodableIndexEntryLeaks(t *testing.T) {
 		t.Errorf("status %d: an index entry reached the client: %s", resp.StatusCode, b)
 	}
 }
+
+// An object named ".ssec-proxy" (the reserved folder without its slash):
+// MinIO keeps keys as files, so with that object there no ".ssec-proxy/…"
+// object can be written in the bucket: every index entry and upload
+// record fails, and every CreateMultipartUpload under an encrypting rule
+// with it. The name is refused like the folder, by every operation that
+// names it.
+func TestAttackReservedFolderAsObject(t *testing.T) {
+	p := newTestProxy(t)
+	expectRefused(t, p, "PUT", "/enc/.ssec-proxy", "blocker", nil)
+	expectRefused(t, p, "PUT", "/plain/.ssec-proxy", "blocker", nil)
+	expectRefused(t, p, "POST", "/enc/.ssec-proxy?uploads", "", nil)
+	expectRefused(t, p, "PUT", "/enc/.ssec-proxy", "", map[string]string{"X-Amz-Copy-Source": "/enc/secret/x"})
+	expectRefused(t, p, "DELETE", "/plain/.ssec-proxy", "", nil)
+	expectRefused(t, p, "POST", "/plain?delete", "<Delete><Object><Key>.ssec-proxy</Key></Object></Delete>", nil)
+}

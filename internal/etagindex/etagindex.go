@@ -31,8 +31,14 @@ const (
 	Prefix = Reserved + "etags/"
 )
 
-// IsReserved reports whether an object key is one of the proxy's own.
-func IsReserved(key string) bool { return strings.HasPrefix(key, Reserved) }
+// IsReserved reports whether an object key is one of the proxy's own, or
+// the name of their folder without its slash: an upstream that stores
+// keys as files (MinIO) cannot hold an object ".ssec-proxy" beside the
+// folder ".ssec-proxy/", so one such object would stop every index entry
+// and upload record of its bucket.
+func IsReserved(key string) bool {
+	return strings.HasPrefix(key, Reserved) || key == strings.TrimSuffix(Reserved, "/")
+}
 
 // aeadOf derives the index's sealing key from a rule key.
 func aeadOf(k *keystore.Key) cipher.AEAD {

@@ -62,6 +62,23 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 }
 
+func TestIsReserved(t *testing.T) {
+	for key, want := range map[string]bool{
+		".ssec-proxy/etags/a 1 2": true,
+		".ssec-proxy/uploads/x":   true,
+		".ssec-proxy/":            true,
+		".ssec-proxy":             true, // a file where the folder must go
+		".ssec-proxy.txt":         false,
+		".ssec-proxyx/a":          false,
+		"a/.ssec-proxy":           false,
+		"":                        false,
+	} {
+		if got := IsReserved(key); got != want {
+			t.Errorf("IsReserved(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
+
 func TestETagCache(t *testing.T) {
 	c := NewCache(20)
 	if _, known := c.Get("b", "e1"); known {
