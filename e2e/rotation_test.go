@@ -120,6 +120,27 @@ func TestRotationCopies(t *testing.T) {
 				t.Errorf("GET of an object no key opens: %q, want a message naming k1, k0", a.Msg)
 			}
 		}
+		// A copy of it: the same answer, naming the key ids tried, and
+		// nothing written at the destination.
+		r := newRaw(http.MethodPut, "/enc/"+prefix+"alien-copy", nil)
+		r.header.Set("X-Amz-Copy-Source", "/enc/"+prefix+"alien")
+		r.signClient(env.httpURL, emptyHash)
+		if a := send(t, env.httpURL, r); a.status != 403 || !strings.Contains(a.Msg, "k1, k0") {
+			t.Errorf("copy of an object no key opens: %d %q, want 403 naming k1, k0", a.status, a.Msg)
+		}
+		if _, err := direct(t).StatObject(ctx, "enc", prefix+"alien-copy", minio.StatObjectOptions{}); minio.ToErrorResponse(err).Code != "NoSuchKey" {
+			t.Errorf("the refused copy left an object: %v", err)
+		}
+		// partNumber reads try previous keys like GET.
+		pn, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("enc"), Key: aws.String(prefix + "old"), PartNumber: aws.Int32(1)})
+		if err != nil {
+			t.Fatalf("partNumber=1 GET of a previous-key object: %v", err)
+		}
+		got, _ := io.ReadAll(pn.Body)
+		pn.Body.Close()
+		if !bytes.Equal(got, old) {
+			t.Errorf("partNumber=1 GET of a previous-key object: %d bytes, want %d", len(got), len(old))
+		}
 		resp, err := c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: aws.String("enc"), Key: aws.String(prefix + "old"),
 			ObjectAttributes: []s3types.ObjectAttributes{s3types.ObjectAttributesObjectSize}})
 		if err != nil || aws.ToInt64(resp.ObjectSize) != int64(len(old)) {
@@ -129,7 +150,7 @@ func TestRotationCopies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := io.ReadAll(g.Body)
+		got, _ = io.ReadAll(g.Body)
 		g.Body.Close()
 		if !bytes.Equal(got, old[10:20]) {
 			t.Errorf("ranged GET of a previous-key object: %q", got)

@@ -186,3 +186,22 @@ func TestAttackReservedFolderAsObject(t *testing.T) {
 	expectRefused(t, p, "DELETE", "/plain/.ssec-proxy", "", nil)
 	expectRefused(t, p, "POST", "/plain?delete", "<Delete><Object><Key>.ssec-proxy</Key></Object></Delete>", nil)
 }
+
+// An upload whose key the proxy could not record (the record's PUT failed)
+// is aborted upstream: the client gets a 502 and no upload is left behind
+// that no instance could finish with the right key, nor list as the
+// client's.
+func TestUnrecordedUploadIsAborted(t *testing.T) {
+	p := newTestProxy(t)
+	p.up.body = `<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>enc</Bucket><Key>big</Key><UploadId>u-1</UploadId></InitiateMultipartUploadResult>`
+	p.up.failing = "/.ssec-proxy/uploads/"
+	resp := p.do(t, "POST", "/enc/big?uploads", nil, nil)
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 502 {
+		t.Errorf("status %d, want 502 (%s)", resp.StatusCode, b)
+	}
+	abort := p.up.first(t, "DELETE", "/enc/big")
+	if abort.Query != "uploadId=u-1" {
+		t.Errorf("abort query %q, want uploadId=u-1", abort.Query)
+	}
+}

@@ -37,6 +37,9 @@ type fakeS3 struct {
 	// until it is closed (a slow index write).
 	gate chan struct{}
 	mark int // first() looks at requests from here on
+	// failing, when set, answers 503 to every request whose path holds it
+	// (an upstream that fails the proxy's own writes).
+	failing string
 }
 
 type recorded struct {
@@ -51,6 +54,9 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, recorded{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), b, err})
 	status, body, gate := f.status, f.body, f.gate
+	if f.failing != "" && strings.Contains(r.URL.Path, f.failing) {
+		status, body = http.StatusServiceUnavailable, ""
+	}
 	if gate != nil && strings.Contains(r.URL.Path, "/.ssec-proxy/etags/") {
 		f.mu.Unlock()
 		<-gate

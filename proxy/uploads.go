@@ -62,12 +62,20 @@ func (s *Server) trackUpload(ctx context.Context, ex *exchange, p *plan, resp *h
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		r, err := s.roundTrip(rctx, ex, ur, nil)
-		if err != nil {
-			return err // without its record another instance could pick the wrong key
+		if err == nil {
+			drain(r)
+			if r.StatusCode != http.StatusOK {
+				err = s3err.New(s3err.BadGateway, "recording the upload's key failed (status %d)", r.StatusCode)
+			}
 		}
-		drain(r)
-		if r.StatusCode != http.StatusOK {
-			return s3err.New(s3err.BadGateway, "recording the upload's key failed (status %d)", r.StatusCode)
+		if err != nil {
+			// Without its record another instance could pick the wrong
+			// key: the upload is aborted, not left behind unseen.
+			abort := exemptRequest(http.MethodDelete, t, url.Values{"uploadId": {res.UploadID}})
+			if r, aerr := s.roundTrip(rctx, ex, abort, nil); aerr == nil {
+				drain(r)
+			}
+			return err
 		}
 	case p.hooks&hookUploadEnd != 0 && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent) && p.req.Query.Get("uploadId") != "":
 		name := uploadRecord(t.Key, p.req.Query.Get("uploadId"))
