@@ -427,6 +427,29 @@ func TestOneWriterOfSSECHeaders(t *testing.T) {
 		}
 		files = append(files, f)
 	}
+	// Outside decision.go and policy.go, the SSE header prefixes are only
+	// read (hasHeaderPrefix): no loop over a request's headers by them
+	// copies or removes SSE-C headers behind the decision's back.
+	for _, f := range files {
+		if name := fset.Position(f.Pos()).Filename; name == "decision.go" || name == "policy.go" {
+			continue
+		}
+		var stack []ast.Node
+		ast.Inspect(f, func(n ast.Node) bool {
+			if n == nil {
+				stack = stack[:len(stack)-1]
+				return true
+			}
+			if id, ok := n.(*ast.Ident); ok && (id.Name == "sseHeaderPrefix" || id.Name == "copySSEHeaderPrefix") {
+				call, ok := stack[len(stack)-1].(*ast.CallExpr)
+				if fn, isIdent := call.Fun.(*ast.Ident); !ok || !isIdent || fn.Name != "hasHeaderPrefix" {
+					t.Errorf("%s: %s used other than to read (hasHeaderPrefix); SSE-C headers are written by decision.go only", fset.Position(id.Pos()), id.Name)
+				}
+			}
+			stack = append(stack, n)
+			return true
+		})
+	}
 	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
 			fd, ok := n.(*ast.FuncDecl)

@@ -18,6 +18,10 @@ import (
 // copyPlan is the source side of a CopyObject or UploadPartCopy.
 type copyPlan struct {
 	src copySource
+	// srcRule is the source's rule, decided once when the request was
+	// planned: every request the copy makes for its source (the copy, key
+	// probes, ETag look-ups, a streamed copy's GET) takes its keys from it.
+	srcRule keystore.Decision
 	// srcClientETag is the source's client ETag, when a condition made
 	// the proxy look it up.
 	srcClientETag string
@@ -105,7 +109,7 @@ func (s *Server) serveCopy(ax *authedExchange, r *http.Request, p *plan) error {
 // the rule allows plaintext reads (plain). found is false when none
 // opens it.
 func (s *Server) sourceKey(ctx context.Context, ex *exchange, cp *copyPlan) (k *keystore.Key, plain, found bool, err error) {
-	d := ex.rt.ring.Match(cp.src.Bucket, cp.src.Key)
+	d := cp.srcRule
 	head := &upstreamRequest{Method: http.MethodHead, Target: target{Bucket: cp.src.Bucket, Key: cp.src.Key}, Query: url.Values{}, Header: http.Header{}}
 	if cp.src.VersionID != "" {
 		head.Query.Set("versionId", cp.src.VersionID)
@@ -232,12 +236,6 @@ func (s *Server) putObjectStream(ctx context.Context, ex *exchange, dst *upstrea
 	if resp.StatusCode != http.StatusOK || err != nil || created.UploadID == "" {
 		return "", s3err.New(s3err.BadGateway, "the upstream did not start the multipart upload of the copy (status %d)", resp.StatusCode)
 	}
-	sse := http.Header{}
-	for name, vv := range dst.Header {
-		if strings.HasPrefix(name, sseHeaderPrefix) {
-			sse[name] = vv
-		}
-	}
 	abort := func() {
 		ar := exemptRequest(http.MethodDelete, dst.Target, url.Values{"uploadId": {created.UploadID}})
 		if resp, err := s.roundTrip(context.WithoutCancel(ctx), ex, ar, nil); err == nil {
@@ -251,9 +249,9 @@ func (s *Server) putObjectStream(ctx context.Context, ex *exchange, dst *upstrea
 	var parts []part
 	for n, left := 1, size; left > 0; n++ {
 		chunk := min(partSize, left)
-		pr := &upstreamRequest{Method: http.MethodPut, Target: dst.Target, Header: sse.Clone(),
+		pr := &upstreamRequest{Method: http.MethodPut, Target: dst.Target, Header: http.Header{},
 			Query: url.Values{"partNumber": {strconv.Itoa(n)}, "uploadId": {created.UploadID}}}
-		pr.decide(dst.sse)
+		pr.inherit(dst)
 		etag, err := s.putStream(ctx, ex, pr, io.LimitReader(body, chunk), chunk)
 		if err != nil {
 			abort()
@@ -268,8 +266,8 @@ func (s *Server) putObjectStream(ctx context.Context, ex *exchange, dst *upstrea
 		Parts   []part   `xml:"Part"`
 	}{Parts: parts})
 	complete := &upstreamRequest{Method: http.MethodPost, Target: dst.Target, Query: url.Values{"uploadId": {created.UploadID}},
-		Header: sse.Clone(), Body: strings.NewReader(doc.String()), Length: int64(doc.Len())}
-	complete.decide(dst.sse)
+		Header: http.Header{}, Body: strings.NewReader(doc.String()), Length: int64(doc.Len())}
+	complete.inherit(dst)
 	resp, err = s.roundTrip(ctx, ex, complete, nil)
 	if err != nil {
 		abort()

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/ssec-proxy/ssec-proxy/proxy/s3err"
@@ -70,13 +69,7 @@ func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error 
 		return s3err.New(s3err.BadGateway, "the upstream answered the copy source without a length")
 	}
 	dst := p.req
-	dst.Header.Del("X-Amz-Copy-Source")
-	dst.Header.Del("X-Amz-Copy-Source-Range")
-	for name := range dst.Header {
-		if strings.HasPrefix(name, "X-Amz-Copy-Source-") {
-			dst.Header.Del(name)
-		}
-	}
+	dst.dropCopySource()
 	var etag string
 	if partCopy {
 		etag, err = s.putStream(ctx, ex, dst, src.Body, src.ContentLength)
@@ -94,7 +87,7 @@ func (s *Server) streamCopy(ax *authedExchange, r *http.Request, p *plan) error 
 		// The copy holds the source's data: the source's client ETag.
 		srcETag := unquote(src.Header.Get("ETag"))
 		client := srcETag
-		if v, ok := s.clientETag(ctx, ex, cp.src.Bucket, cp.src.Key, srcETag, readKeys(ex.rt.ring.Match(cp.src.Bucket, cp.src.Key)), true); ok {
+		if v, ok := s.clientETag(ctx, ex, cp.src.Bucket, cp.src.Key, srcETag, readKeys(cp.srcRule), true); ok {
 			client = v
 		}
 		if !partCopy {

@@ -3,7 +3,10 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
@@ -66,6 +69,32 @@ func (ur *upstreamRequest) decide(d sseDecision) {
 func (ur *upstreamRequest) decideSource(d sseDecision) {
 	ur.srcSSE = d
 	applySSE(ur.Header, d, true)
+}
+
+// inherit gives a request the proxy makes for another (a part or the
+// completion of a streamed copy's upload) that request's object decision;
+// where it is the client's own headers (no rule encrypts), their copy.
+func (ur *upstreamRequest) inherit(from *upstreamRequest) {
+	if from.sse.kind == sseAsSent {
+		for name, vv := range from.Header {
+			if strings.HasPrefix(name, sseHeaderPrefix) {
+				ur.Header[name] = slices.Clone(vv)
+			}
+		}
+	}
+	ur.decide(from.sse)
+}
+
+// dropCopySource makes a copy the write of its data (a streamed copy): the
+// copy source, its range, its conditions and its SSE-C headers go, and
+// with them its decision.
+func (ur *upstreamRequest) dropCopySource() {
+	for name := range ur.Header {
+		if c := textproto.CanonicalMIMEHeaderKey(name); c == "X-Amz-Copy-Source" || strings.HasPrefix(c, "X-Amz-Copy-Source-") {
+			delete(ur.Header, name)
+		}
+	}
+	ur.srcSSE = sseDecision{}
 }
 
 func applySSE(h http.Header, d sseDecision, copySource bool) {

@@ -122,8 +122,7 @@ func (s *Server) readConditions(ctx context.Context, ex *exchange, r *http.Reque
 // copyConditions does the same for a copy's source conditions.
 func (s *Server) copyConditions(ctx context.Context, ex *exchange, r *http.Request, p *plan) error {
 	cp := p.copy
-	d := ex.rt.ring.Match(cp.src.Bucket, cp.src.Key)
-	up, client, head, err := s.headETags(ctx, ex, target{Bucket: cp.src.Bucket, Key: cp.src.Key}, cp.src.VersionID, readKeys(d), true)
+	up, client, head, err := s.headETags(ctx, ex, target{Bucket: cp.src.Bucket, Key: cp.src.Key}, cp.src.VersionID, readKeys(cp.srcRule), true)
 	if err != nil {
 		return err
 	}
@@ -207,8 +206,7 @@ func (s *Server) adjustETags(ctx context.Context, ex *exchange, p *plan, resp *h
 	case p.etag == etagCopy && ok && len(p.keys) > 0:
 		client := p.copy.srcClientETag
 		if client == "" {
-			d := ex.rt.ring.Match(p.copy.src.Bucket, p.copy.src.Key)
-			_, c, head, err := s.headETags(ctx, ex, target{Bucket: p.copy.src.Bucket, Key: p.copy.src.Key}, p.copy.src.VersionID, readKeys(d), true)
+			_, c, head, err := s.headETags(ctx, ex, target{Bucket: p.copy.src.Bucket, Key: p.copy.src.Key}, p.copy.src.VersionID, readKeys(p.copy.srcRule), true)
 			if err != nil || head.StatusCode != http.StatusOK {
 				return nil
 			}

@@ -135,7 +135,7 @@ func planCopySource(kr *keystore.Keyring, in http.Header, ur *upstreamRequest) (
 	if d.Deny {
 		return nil, denied(cs.Bucket, cs.Key)
 	}
-	cp := &copyPlan{src: cs}
+	cp := &copyPlan{src: cs, srcRule: d}
 	ur.decideSource(asSentDecision) // a plaintext source: the client's own headers, if any
 	if d.Encrypt {
 		if hasHeaderPrefix(in, copySSEHeaderPrefix) {
