@@ -117,3 +117,40 @@ func TestClientsOwnKey(t *testing.T) {
 		}
 	}
 }
+
+type nopTransport struct{ n int }
+
+func (t *nopTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.n++
+	return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+}
+
+// TestRoundTripperRecords: the transport the test suites wrap around the
+// upstream records a keyless write under an encrypting rule as a
+// violation (the suites fail on it), counts what it checked, and still
+// passes every request on.
+func TestRoundTripperRecords(t *testing.T) {
+	r := ring(t)
+	next := &nopTransport{}
+	rt := &RoundTripper{Next: next, Ring: func() *keystore.Keyring { return r }}
+	good, _ := http.NewRequest("PUT", "https://up/enc/secret/x", nil)
+	withKey(t, r, good.Header, "cur", false)
+	bad, _ := http.NewRequest("PUT", "https://up/enc/secret/y", nil)
+	for _, req := range []*http.Request{good, bad} {
+		if _, err := rt.RoundTrip(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, checked := rt.Violations()
+	if checked != 2 || next.n != 2 {
+		t.Errorf("checked %d, passed on %d; want 2 and 2", checked, next.n)
+	}
+	if len(v) != 1 || !strings.Contains(v[0], "secret/y") {
+		t.Errorf("violations %q, want one naming enc/secret/y", v)
+	}
+	for _, s := range v {
+		if strings.Contains(s, strings.Repeat("a", 32)) {
+			t.Errorf("a violation shows key material: %q", s)
+		}
+	}
+}
