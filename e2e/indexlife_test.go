@@ -16,6 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
+
+	"github.com/ssec-proxy/ssec-proxy/keystore"
+	"github.com/ssec-proxy/ssec-proxy/lifecycle"
 )
 
 // entriesOf are the ETag index entries of bucket/key on MinIO.
@@ -147,4 +150,89 @@ func TestDeleteBucketThroughTheProxy(t *testing.T) {
 			t.Errorf("the proxy's entries were touched: %d left, want 2", n)
 		}
 	})
+}
+
+// TestIndexEntriesInAVersionedBucket: in a versioned bucket an overwrite
+// or a delete leaves the older versions, and their entries stay: each
+// version read by its id answers its own MD5. An entry goes (index gc)
+// only when no version it describes remains.
+func TestIndexEntriesInAVersionedBucket(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	bucket := "ver-" + strings.ToLower(string(hexRand(3)))
+	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := direct(t).EnableVersioning(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	mc := viaProxy(t, true)
+	const k = "star/v"
+	var ids []string
+	for _, data := range []string{"one", "two"} {
+		info, err := mc.PutObject(ctx, bucket, k, strings.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+		if err != nil || info.VersionID == "" {
+			t.Fatalf("put %s: version %q, %v", data, info.VersionID, err)
+		}
+		ids = append(ids, info.VersionID)
+	}
+	settle(t)
+	if n := len(entriesOf(t, bucket, k)); n != 2 {
+		t.Fatalf("%d entries for two versions, want 2", n)
+	}
+	etagOf := func(version string) string {
+		t.Helper()
+		st, err := viaProxy(t, true).StatObject(ctx, bucket, k, minio.StatObjectOptions{VersionID: version})
+		if err != nil {
+			t.Fatalf("stat version %s: %v", version, err)
+		}
+		return st.ETag
+	}
+	if etagOf(ids[0]) != md5hex([]byte("one")) || etagOf(ids[1]) != md5hex([]byte("two")) {
+		t.Errorf("versions' ETags %s, %s; want the MD5s of their data", etagOf(ids[0]), etagOf(ids[1]))
+	}
+	ring, _, err := keystore.Build(env.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := lifecycle.NewClient(env.cfg.Upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := func() *lifecycle.GCReport {
+		t.Helper()
+		rep, err := lifecycle.IndexGC(ctx, lifecycle.Options{Client: client, Keyring: ring}, lifecycle.Target{Bucket: bucket}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	// A delete marker hides the object; both versions remain, and so do
+	// their entries.
+	if err := mc.RemoveObject(ctx, bucket, k, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t)
+	if rep := gc(); rep.Stale != 0 || len(entriesOf(t, bucket, k)) != 2 {
+		t.Errorf("after a delete marker: gc removed %d, %d entries left; want 0 and 2", rep.Stale, len(entriesOf(t, bucket, k)))
+	}
+	// The newer version deleted: its entry goes, the older one's stays.
+	if err := mc.RemoveObject(ctx, bucket, k, minio.RemoveObjectOptions{VersionID: ids[1]}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t)
+	if rep := gc(); rep.Stale != 1 || len(entriesOf(t, bucket, k)) != 1 {
+		t.Errorf("after deleting version two: gc removed %d, %d entries left; want 1 and 1", rep.Stale, len(entriesOf(t, bucket, k)))
+	}
+	if etagOf(ids[0]) != md5hex([]byte("one")) {
+		t.Errorf("version one's ETag %s after the clean-up", etagOf(ids[0]))
+	}
+	// The last version deleted: no entry left.
+	if err := mc.RemoveObject(ctx, bucket, k, minio.RemoveObjectOptions{VersionID: ids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t)
+	if rep := gc(); rep.Stale != 1 || len(entriesOf(t, bucket, k)) != 0 {
+		t.Errorf("after deleting the last version: gc removed %d, %d entries left; want 1 and 0", rep.Stale, len(entriesOf(t, bucket, k)))
+	}
 }
