@@ -236,3 +236,40 @@ func TestIndexEntriesInAVersionedBucket(t *testing.T) {
 		t.Errorf("after deleting the last version: gc removed %d, %d entries left; want 1 and 0", rep.Stale, len(entriesOf(t, bucket, k)))
 	}
 }
+
+// TestLifecycleRulesThroughTheProxy: against MinIO, a lifecycle rule that
+// would expire the proxy's own objects is refused and MinIO keeps no
+// rule; one that cannot reach them is stored as sent.
+func TestLifecycleRulesThroughTheProxy(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	bucket := "lc-" + strings.ToLower(string(hexRand(3)))
+	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := sdk(t, true)
+	put := func(prefix string) error {
+		_, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{
+			Bucket: aws.String(bucket),
+			LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: []s3types.LifecycleRule{{
+				ID: aws.String("r"), Status: s3types.ExpirationStatusEnabled,
+				Filter:     &s3types.LifecycleRuleFilter{Prefix: aws.String(prefix)},
+				Expiration: &s3types.LifecycleExpiration{Days: aws.Int32(30)},
+			}}},
+		})
+		return err
+	}
+	if err := put(".ssec-proxy/etags/"); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Errorf("a rule over the index: %v, want AccessDenied", err)
+	}
+	if lc, err := direct(t).GetBucketLifecycle(ctx, bucket); err == nil && lc != nil && len(lc.Rules) > 0 {
+		t.Errorf("MinIO holds the refused rule: %+v", lc.Rules)
+	}
+	if err := put("logs/"); err != nil {
+		t.Fatalf("a rule over logs/: %v", err)
+	}
+	lc, err := direct(t).GetBucketLifecycle(ctx, bucket)
+	if err != nil || len(lc.Rules) != 1 || lc.Rules[0].RuleFilter.Prefix != "logs/" {
+		t.Errorf("MinIO's rules after a rule over logs/: %+v (%v)", lc, err)
+	}
+}

@@ -205,3 +205,49 @@ func TestUnrecordedUploadIsAborted(t *testing.T) {
 		t.Errorf("abort query %q, want uploadId=u-1", abort.Query)
 	}
 }
+
+// A lifecycle rule is a way to delete objects by prefix without naming
+// them: one whose prefix reaches .ssec-proxy/, or one for small objects
+// across the bucket (index entries are empty), would expire the proxy's
+// own objects (ETags and upload keys lost) apart from the objects they
+// serve. Those are refused whatever allow_access_changes says; rules that
+// cannot reach them pass unchanged.
+func TestLifecycleRulesKeepOffTheIndex(t *testing.T) {
+	p := newTestProxy(t)
+	exp := `<Status>Enabled</Status><Expiration><Days>1</Days></Expiration>`
+	rule := func(inner string) string {
+		return `<LifecycleConfiguration><Rule><ID>r</ID>` + inner + exp + `</Rule></LifecycleConfiguration>`
+	}
+	for name, doc := range map[string]string{
+		"filter-prefix":          rule(`<Filter><Prefix>.ssec-proxy/</Prefix></Filter>`),
+		"filter-prefix-inside":   rule(`<Filter><Prefix>.ssec-proxy/etags/</Prefix></Filter>`),
+		"filter-prefix-dot":      rule(`<Filter><Prefix>.</Prefix></Filter>`),
+		"filter-prefix-bare":     rule(`<Filter><Prefix>.ssec-proxy</Prefix></Filter>`),
+		"rule-prefix":            rule(`<Prefix>.ssec</Prefix>`),
+		"and-prefix":             rule(`<Filter><And><Prefix>.ssec-proxy/uploads/</Prefix><ObjectSizeGreaterThan>1</ObjectSizeGreaterThan></And></Filter>`),
+		"small-whole-bucket":     rule(`<Filter><ObjectSizeLessThan>1024</ObjectSizeLessThan></Filter>`),
+		"small-whole-bucket-and": rule(`<Filter><And><Prefix></Prefix><ObjectSizeLessThan>1024</ObjectSizeLessThan></And></Filter>`),
+		"two-prefixes":           rule(`<Prefix>logs/</Prefix><Filter><Prefix>.ssec-proxy/</Prefix></Filter>`),
+		"second-root":            rule(`<Filter><Prefix>logs/</Prefix></Filter>`) + rule(`<Filter><Prefix>.ssec-proxy/</Prefix></Filter>`),
+	} {
+		t.Run(name, func(t *testing.T) { expectRefused(t, p, "PUT", "/plain?lifecycle", doc, nil) })
+	}
+	for name, doc := range map[string]string{
+		"whole-bucket-by-age": rule(`<Filter></Filter>`),
+		"empty-prefix":        rule(`<Filter><Prefix></Prefix></Filter>`),
+		"other-prefix":        rule(`<Filter><Prefix>logs/</Prefix></Filter>`),
+		"small-under-prefix":  rule(`<Filter><And><Prefix>logs/</Prefix><ObjectSizeLessThan>1024</ObjectSizeLessThan></And></Filter>`),
+		"small-tagged":        rule(`<Filter><And><Tag><Key>k</Key><Value>v</Value></Tag><ObjectSizeLessThan>1024</ObjectSizeLessThan></And></Filter>`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := p.do(t, "PUT", "/plain?lifecycle", []byte(doc), nil)
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d (%s)", resp.StatusCode, b)
+			}
+			if got := p.up.last(t); got.Method != "PUT" || string(got.Body) != doc {
+				t.Errorf("upstream got %s %q, want the document unchanged", got.Method, got.Body)
+			}
+		})
+	}
+}

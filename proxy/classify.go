@@ -181,7 +181,7 @@ func (s *Server) checkBody(rt *route, ax *authedExchange, p *plan) error {
 		return s3err.New(s3err.MalformedXML, "%s takes an XML document of at most %d bytes", rt.op.Name, maxSmallBody)
 	}
 	judge := !ax.rt.allowAccess && (rt.access == accessACLBody || rt.access == accessPABBody)
-	if p.req.Body == nil || !judge && rt.hooks&hookDeleteKeys == 0 {
+	if p.req.Body == nil || !judge && rt.hooks&(hookDeleteKeys|hookLifecycleRules) == 0 {
 		return nil
 	}
 	limit := int64(maxSmallBody)
@@ -198,6 +198,8 @@ func (s *Server) checkBody(rt *route, ax *authedExchange, p *plan) error {
 	switch {
 	case rt.hooks&hookDeleteKeys != 0:
 		err = checkDeleteKeys(doc)
+	case rt.hooks&hookLifecycleRules != 0:
+		err = checkLifecycleRules(doc)
 	case rt.access == accessACLBody && len(bytes.TrimSpace(doc)) == 0:
 		// The ACL is in the headers (checked already).
 	case rt.access == accessACLBody:
@@ -271,6 +273,69 @@ func checkDeleteKeys(doc []byte) error {
 		}
 		if err := checkKeyPath(key); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkLifecycleRules refuses a lifecycle configuration with a rule that
+// would expire or move the proxy's own objects apart from the objects
+// they serve: a rule whose prefix reaches .ssec-proxy/ (".", ".ssec",
+// ".ssec-proxy/etags/…"), or one for small objects across the bucket (an
+// index entry is empty). A rule over the whole bucket by age alone is
+// allowed: an entry is as old as its object. A rule with a tag condition
+// never matches the proxy's objects (they have none). The parts judged
+// are read strictly; the rest is the upstream's to judge.
+func checkLifecycleRules(doc []byte) error {
+	root, err := parseXMLDoc(doc)
+	if err != nil || root.name != "LifecycleConfiguration" {
+		return s3err.New(s3err.MalformedXML, "")
+	}
+	for _, rule := range root.children {
+		if rule.name != "Rule" {
+			return s3err.New(s3err.MalformedXML, "")
+		}
+		var prefixes []string
+		tagged, small, id := false, false, ""
+		for _, c := range rule.children {
+			switch c.name {
+			case "ID":
+				id = c.value()
+			case "Prefix":
+				prefixes = append(prefixes, c.text.String())
+			case "Filter":
+				f, err := c.fields(map[string]int{"Prefix": 1, "Tag": 1, "And": 1, "ObjectSizeLessThan": 1, "ObjectSizeGreaterThan": 1})
+				if err != nil {
+					return s3err.New(s3err.MalformedXML, "")
+				}
+				for _, and := range f["And"] {
+					af, err := and.fields(map[string]int{"Prefix": 1, "Tag": 0, "ObjectSizeLessThan": 1, "ObjectSizeGreaterThan": 1})
+					if err != nil {
+						return s3err.New(s3err.MalformedXML, "")
+					}
+					for name, v := range af {
+						f[name] = append(f[name], v...)
+					}
+				}
+				for _, pf := range f["Prefix"] {
+					prefixes = append(prefixes, pf.text.String())
+				}
+				tagged = len(f["Tag"]) > 0
+				small = len(f["ObjectSizeLessThan"]) > 0
+			}
+		}
+		if len(prefixes) > 1 {
+			return s3err.New(s3err.MalformedXML, "a lifecycle rule with more than one prefix")
+		}
+		prefix := strings.Join(prefixes, "")
+		switch {
+		case tagged:
+		case prefix != "" && (strings.HasPrefix(reservedPrefix, prefix) || strings.HasPrefix(prefix, reservedPrefix)):
+			return s3err.New(s3err.AccessDenied,
+				"the lifecycle rule %q (prefix %q) reaches %s, ssec-proxy's own objects (its ETag index and upload records): give it a prefix that does not", id, prefix, reservedPrefix)
+		case prefix == "" && small:
+			return s3err.New(s3err.AccessDenied,
+				"the lifecycle rule %q applies to small objects across the bucket, and so to ssec-proxy's own (empty) objects under %s before the objects they serve: give it a prefix", id, reservedPrefix)
 		}
 	}
 	return nil

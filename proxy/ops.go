@@ -94,6 +94,7 @@ const (
 	hookBucketDelete                  // DeleteBucket: the proxy's own objects removed when nothing else is left
 	hookSealedTokens                  // ListObjectsV2: continuation tokens sealed (listtoken.go)
 	hookSelfCopy                      // CopyObject: a copy onto itself without a change refused
+	hookLifecycleRules                // PutBucketLifecycle: rules that reach the proxy's own objects refused
 )
 
 // route is one row of the operation table.
@@ -233,23 +234,24 @@ var bucketConfigs = []struct {
 	delete bool
 	access access
 	hdr    *headerSet
+	hooks  hook // of the Put row
 }{
-	{"acl", false, accessACLBody, grantAmz.plus(configAmz.prefixesAndNames()...)},
-	{"policy", true, accessWidens, configAmz.plus("X-Amz-Confirm-Remove-Self-Bucket-Access")},
-	{"publicAccessBlock", true, accessPABBody, configAmz},
-	{"versioning", false, accessNone, configAmz.plus("X-Amz-Mfa")},
-	{"lifecycle", true, accessNone, configAmz.plus("X-Amz-Transition-Default-Minimum-Object-Size")},
-	{"cors", true, accessNone, configAmz},
-	{"tagging", true, accessNone, configAmz},
-	{"website", true, accessNone, configAmz},
-	{"logging", false, accessWidens, configAmz},
-	{"notification", false, accessWidens, configAmz},
-	{"encryption", true, accessNone, configAmz},
-	{"object-lock", false, accessNone, configAmz.plus("X-Amz-Bucket-Object-Lock-Token")},
-	{"replication", true, accessWidens, configAmz.plus("X-Amz-Bucket-Object-Lock-Token")},
-	{"requestPayment", false, accessNone, configAmz},
-	{"ownershipControls", true, accessWidens, configAmz},
-	{"accelerate", false, accessNone, configAmz},
+	{"acl", false, accessACLBody, grantAmz.plus(configAmz.prefixesAndNames()...), 0},
+	{"policy", true, accessWidens, configAmz.plus("X-Amz-Confirm-Remove-Self-Bucket-Access"), 0},
+	{"publicAccessBlock", true, accessPABBody, configAmz, 0},
+	{"versioning", false, accessNone, configAmz.plus("X-Amz-Mfa"), 0},
+	{"lifecycle", true, accessNone, configAmz.plus("X-Amz-Transition-Default-Minimum-Object-Size"), hookLifecycleRules},
+	{"cors", true, accessNone, configAmz, 0},
+	{"tagging", true, accessNone, configAmz, 0},
+	{"website", true, accessNone, configAmz, 0},
+	{"logging", false, accessWidens, configAmz, 0},
+	{"notification", false, accessWidens, configAmz, 0},
+	{"encryption", true, accessNone, configAmz, 0},
+	{"object-lock", false, accessNone, configAmz.plus("X-Amz-Bucket-Object-Lock-Token"), 0},
+	{"replication", true, accessWidens, configAmz.plus("X-Amz-Bucket-Object-Lock-Token"), 0},
+	{"requestPayment", false, accessNone, configAmz, 0},
+	{"ownershipControls", true, accessWidens, configAmz, 0},
+	{"accelerate", false, accessNone, configAmz, 0},
 }
 
 // prefixesAndNames lists the set's entries in the form headers() takes.
@@ -313,7 +315,7 @@ func buildRoutes() []route {
 		}
 		rs = append(rs,
 			route{op: op{"Get" + name, ssePass}, level: bkt, method: get, sub: []string{c.sub}},
-			route{op: op{"Put" + name, ssePass}, level: bkt, method: put, sub: []string{c.sub}, hdr: c.hdr, access: c.access, smallBody: true})
+			route{op: op{"Put" + name, ssePass}, level: bkt, method: put, sub: []string{c.sub}, hdr: c.hdr, access: c.access, hooks: c.hooks, smallBody: true})
 		if c.delete {
 			a := accessNone
 			if c.sub == "publicAccessBlock" || c.sub == "ownershipControls" {
