@@ -84,17 +84,17 @@ const (
 type hook uint16
 
 const (
-	hookFirstWrite   hook = 1 << iota // PutObject, CreateMultipartUpload: an upstream's SSE-C refusal is explained (refusedSSEC)
-	hookDataBody                      // PutObject, UploadPart: object data (its length required, its MD5 the ETag)
-	hookUploadStart                   // CreateMultipartUpload: the key the upload is created with is recorded (uploads.go)
-	hookUploadKey                     // UploadPart, UploadPartCopy, CompleteMultipartUpload: the upload's own key
-	hookUploadEnd                     // CompleteMultipartUpload, AbortMultipartUpload: the upload's records removed
-	hookDeletes                       // DeleteObject, DeleteObjects: the index entries of what is deleted removed
-	hookDeleteKeys                    // DeleteObjects: the keys its body names checked
-	hookBucketDelete                  // DeleteBucket: the proxy's own objects removed when nothing else is left
-	hookSealedTokens                  // ListObjectsV2: continuation tokens sealed (listtoken.go)
-	hookSelfCopy                      // CopyObject: a copy onto itself without a change refused
-	hookLifecycleRules                // PutBucketLifecycle: rules that reach the proxy's own objects refused
+	hookFirstWrite     hook = 1 << iota // PutObject, CreateMultipartUpload: an upstream's SSE-C refusal is explained (refusedSSEC)
+	hookDataBody                        // PutObject, UploadPart: object data (its length required, its MD5 the ETag)
+	hookUploadStart                     // CreateMultipartUpload: the key the upload is created with is recorded (uploads.go)
+	hookUploadKey                       // UploadPart, UploadPartCopy, CompleteMultipartUpload: the upload's own key
+	hookUploadEnd                       // CompleteMultipartUpload, AbortMultipartUpload: the upload's records removed
+	hookDeletes                         // DeleteObject, DeleteObjects: the index entries of what is deleted removed
+	hookDeleteKeys                      // DeleteObjects: the keys its body names checked
+	hookBucketDelete                    // DeleteBucket: the proxy's own objects removed when nothing else is left
+	hookSealedTokens                    // ListObjectsV2: continuation tokens sealed (listtoken.go)
+	hookSelfCopy                        // CopyObject: a copy onto itself without a change refused
+	hookLifecycleRules                  // PutBucketLifecycle: rules that reach the proxy's own objects refused
 )
 
 // route is one row of the operation table.
