@@ -139,6 +139,32 @@ func TestTransparentSmallDifferences(t *testing.T) {
 	eventually(t, "the upload's part records removed after the completion", func() bool {
 		return len(reservedUnder(t, "enc", partsDir)) == 0
 	})
+	t.Run("complete-with-a-wrong-etag-for-a-copied-part", func(t *testing.T) {
+		// A part made by UploadPartCopy has no MD5 record: its ETag is the
+		// upstream's, as the copy answered it, and nothing else is taken.
+		k := mpKey + "-from-copy"
+		cu, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: aws.String("enc"), Key: aws.String(k), UploadId: cu.UploadId,
+			PartNumber: aws.Int32(1), CopySource: aws.String("enc/" + mpKey)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, etag := range []string{md5hex([]byte("other")), md5hex(bytes.Join(parts, nil))} {
+			_, err = c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(k), UploadId: cu.UploadId,
+				MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{PartNumber: aws.Int32(1), ETag: aws.String(`"` + etag + `"`)}}}})
+			if apiCode(err) != "InvalidPart" {
+				t.Errorf("Complete naming %s for a copied part: %v, want InvalidPart", etag, err)
+			}
+		}
+		if _, err := c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String("enc"), Key: aws.String(k), UploadId: cu.UploadId,
+			MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{PartNumber: aws.Int32(1), ETag: cp.CopyPartResult.ETag}}}}); err != nil {
+			t.Errorf("Complete naming the copied part's own ETag: %v", err)
+		}
+		assertEncrypted(t, "enc", k, "k1", bytes.Join(parts, nil))
+	})
 	t.Run("attributes-etag-of-a-multipart-object", func(t *testing.T) {
 		a, err := c.GetObjectAttributes(ctx, &s3.GetObjectAttributesInput{Bucket: aws.String("enc"), Key: aws.String(mpKey),
 			ObjectAttributes: []s3types.ObjectAttributes{s3types.ObjectAttributesEtag, s3types.ObjectAttributesObjectSize}})

@@ -98,7 +98,8 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 		}
 		// The client's ETag must be that of the part it names, as S3
 		// checks: the MD5 the proxy answered for the part (cached, or
-		// from the part records any instance wrote), else the upstream's.
+		// from the part records any instance wrote), or the upstream's
+		// (what a part without a record, UploadPartCopy's, was answered).
 		want, _ := s.etags.Get(ex.target.Bucket, up)
 		if want == "" && records == nil {
 			if records, _, err = s.partMD5s(ctx, ex, ex.target, p.req.Query.Get("uploadId"), p.keys); err != nil {
@@ -108,7 +109,7 @@ func (s *Server) prepareComplete(ctx context.Context, ex *exchange, p *plan) err
 		if want == "" {
 			want = records[up]
 		}
-		if want != "" && client != want && client != up {
+		if client != up && (want == "" || client != want) {
 			return s3err.New(s3err.InvalidPart, "")
 		}
 		out.Write(doc[pos:pt.etagText.start])
