@@ -229,6 +229,11 @@ func TestLifecycleRulesKeepOffTheIndex(t *testing.T) {
 		"small-whole-bucket-and": rule(`<Filter><And><Prefix></Prefix><ObjectSizeLessThan>1024</ObjectSizeLessThan></And></Filter>`),
 		"two-prefixes":           rule(`<Prefix>logs/</Prefix><Filter><Prefix>.ssec-proxy/</Prefix></Filter>`),
 		"second-root":            rule(`<Filter><Prefix>logs/</Prefix></Filter>`) + rule(`<Filter><Prefix>.ssec-proxy/</Prefix></Filter>`),
+		"empty-tag":              rule(`<Filter><And><Prefix>.ssec-proxy/</Prefix><Tag></Tag></And></Filter>`),
+		"tag-without-key":        rule(`<Prefix>.ssec-proxy/</Prefix><Filter><Tag><Key></Key><Value>v</Value></Tag></Filter>`),
+		"small-empty-tag":        rule(`<Filter><And><ObjectSizeLessThan>100</ObjectSizeLessThan><Tag/></And></Filter>`),
+		"two-filters":            rule(`<Filter><Prefix>.ssec-proxy/</Prefix></Filter><Filter><Tag><Key>k</Key><Value>v</Value></Tag></Filter>`),
+		"old-root-name":          `<BucketLifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix>.</Prefix></Filter>` + exp + `</Rule></BucketLifecycleConfiguration>`,
 	} {
 		t.Run(name, func(t *testing.T) { expectRefused(t, p, "PUT", "/plain?lifecycle", doc, nil) })
 	}
@@ -237,6 +242,7 @@ func TestLifecycleRulesKeepOffTheIndex(t *testing.T) {
 		"empty-prefix":        rule(`<Filter><Prefix></Prefix></Filter>`),
 		"other-prefix":        rule(`<Filter><Prefix>logs/</Prefix></Filter>`),
 		"small-under-prefix":  rule(`<Filter><And><Prefix>logs/</Prefix><ObjectSizeLessThan>1024</ObjectSizeLessThan></And></Filter>`),
+		"old-root-name":       `<BucketLifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix>logs/</Prefix></Filter>` + exp + `</Rule></BucketLifecycleConfiguration>`,
 		"small-tagged":        rule(`<Filter><And><Tag><Key>k</Key><Value>v</Value></Tag><ObjectSizeLessThan>1024</ObjectSizeLessThan></And></Filter>`),
 	} {
 		t.Run(name, func(t *testing.T) {

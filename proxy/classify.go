@@ -268,7 +268,7 @@ func checkDeleteKeys(doc []byte) error {
 			return s3err.New(s3err.MalformedXML, "")
 		}
 		key := of["Key"][0].text.String() // as sent: S3 takes it byte for byte
-		if reservedKey(key) {
+		if refusedKey(key) {
 			return errReserved()
 		}
 		if err := checkKeyPath(key); err != nil {
@@ -288,7 +288,9 @@ func checkDeleteKeys(doc []byte) error {
 // are read strictly; the rest is the upstream's to judge.
 func checkLifecycleRules(doc []byte) error {
 	root, err := parseXMLDoc(doc)
-	if err != nil || root.name != "LifecycleConfiguration" {
+	// (BucketLifecycleConfiguration: the root some SDK releases sent, which
+	// MinIO takes.)
+	if err != nil || root.name != "LifecycleConfiguration" && root.name != "BucketLifecycleConfiguration" {
 		return s3err.New(s3err.MalformedXML, "")
 	}
 	for _, rule := range root.children {
@@ -296,7 +298,7 @@ func checkLifecycleRules(doc []byte) error {
 			return s3err.New(s3err.MalformedXML, "")
 		}
 		var prefixes []string
-		tagged, small, id := false, false, ""
+		tagged, small, id, filters := false, false, "", 0
 		for _, c := range rule.children {
 			switch c.name {
 			case "ID":
@@ -304,6 +306,9 @@ func checkLifecycleRules(doc []byte) error {
 			case "Prefix":
 				prefixes = append(prefixes, c.text.String())
 			case "Filter":
+				if filters++; filters > 1 {
+					return s3err.New(s3err.MalformedXML, "a lifecycle rule with more than one filter")
+				}
 				f, err := c.fields(map[string]int{"Prefix": 1, "Tag": 1, "And": 1, "ObjectSizeLessThan": 1, "ObjectSizeGreaterThan": 1})
 				if err != nil {
 					return s3err.New(s3err.MalformedXML, "")
@@ -320,7 +325,17 @@ func checkLifecycleRules(doc []byte) error {
 				for _, pf := range f["Prefix"] {
 					prefixes = append(prefixes, pf.text.String())
 				}
-				tagged = len(f["Tag"]) > 0
+				// A tag without a key is no condition (MinIO matches every
+				// object with it).
+				for _, tag := range f["Tag"] {
+					tf, err := tag.fields(map[string]int{"Key": 1, "Value": 1})
+					if err != nil {
+						return s3err.New(s3err.MalformedXML, "")
+					}
+					for _, k := range tf["Key"] {
+						tagged = tagged || k.text.Len() > 0
+					}
+				}
 				small = len(f["ObjectSizeLessThan"]) > 0
 			}
 		}

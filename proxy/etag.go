@@ -45,6 +45,9 @@ const (
 
 func reservedKey(key string) bool { return etagindex.IsReserved(key) }
 
+// refusedKey is a key no client request may name (etagindex.Refused).
+func refusedKey(key string) bool { return etagindex.Refused(key) }
+
 // errReserved answers a client request for a key of the index.
 func errReserved() error {
 	return s3err.New(s3err.AccessDenied, "keys under %s are reserved for ssec-proxy's ETag index", reservedPrefix)

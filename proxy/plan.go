@@ -35,7 +35,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 	if o.Class == ssePostForm {
 		return nil, refusePostForm()
 	}
-	if reservedKey(t.Key) {
+	if refusedKey(t.Key) {
 		return nil, errReserved()
 	}
 	q := infoOf(r).query
@@ -104,7 +104,7 @@ func (s *Server) plan(rt *route, ax *authedExchange, r *http.Request) (*plan, er
 		if err != nil {
 			return nil, err
 		}
-		if reservedKey(cp.src.Key) {
+		if refusedKey(cp.src.Key) {
 			return nil, s3err.New(s3err.AccessDenied, "keys under %s are reserved for ssec-proxy's ETag index", reservedPrefix)
 		}
 		if len(p.keys) > 0 {

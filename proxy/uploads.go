@@ -72,7 +72,9 @@ func (s *Server) trackUpload(ctx context.Context, ex *exchange, p *plan, resp *h
 			// Without its record another instance could pick the wrong
 			// key: the upload is aborted, not left behind unseen.
 			abort := exemptRequest(http.MethodDelete, t, url.Values{"uploadId": {res.UploadID}})
-			if r, aerr := s.roundTrip(rctx, ex, abort, nil); aerr == nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if r, aerr := s.roundTrip(actx, ex, abort, nil); aerr == nil {
 				drain(r)
 			}
 			return err

@@ -31,13 +31,17 @@ const (
 	Prefix = Reserved + "etags/"
 )
 
-// IsReserved reports whether an object key is one of the proxy's own, or
-// the name of their folder without its slash: an upstream that stores
-// keys as files (MinIO) cannot hold an object ".ssec-proxy" beside the
-// folder ".ssec-proxy/", so one such object would stop every index entry
-// and upload record of its bucket.
-func IsReserved(key string) bool {
-	return strings.HasPrefix(key, Reserved) || key == strings.TrimSuffix(Reserved, "/")
+// IsReserved reports whether an object key is one of the proxy's own.
+func IsReserved(key string) bool { return strings.HasPrefix(key, Reserved) }
+
+// Refused reports whether a client may not name key: the proxy's own
+// objects, and the name of their folder without its slash. An upstream
+// that stores keys as files (MinIO) cannot hold an object ".ssec-proxy"
+// beside the folder ".ssec-proxy/", so one such object would stop every
+// index entry and upload record of its bucket. (One written before the
+// proxy refused it is a user's object: listings show it.)
+func Refused(key string) bool {
+	return IsReserved(key) || key == strings.TrimSuffix(Reserved, "/")
 }
 
 // aeadOf derives the index's sealing key from a rule key.

@@ -63,18 +63,18 @@ func TestEntryRoundTrip(t *testing.T) {
 }
 
 func TestIsReserved(t *testing.T) {
-	for key, want := range map[string]bool{
-		".ssec-proxy/etags/a 1 2": true,
-		".ssec-proxy/uploads/x":   true,
-		".ssec-proxy/":            true,
-		".ssec-proxy":             true, // a file where the folder must go
-		".ssec-proxy.txt":         false,
-		".ssec-proxyx/a":          false,
-		"a/.ssec-proxy":           false,
-		"":                        false,
+	for key, want := range map[string][2]bool{ // IsReserved, Refused
+		".ssec-proxy/etags/a 1 2": {true, true},
+		".ssec-proxy/uploads/x":   {true, true},
+		".ssec-proxy/":            {true, true},
+		".ssec-proxy":             {false, true}, // a file where the folder must go
+		".ssec-proxy.txt":         {false, false},
+		".ssec-proxyx/a":          {false, false},
+		"a/.ssec-proxy":           {false, false},
+		"":                        {false, false},
 	} {
-		if got := IsReserved(key); got != want {
-			t.Errorf("IsReserved(%q) = %v, want %v", key, got, want)
+		if got := [2]bool{IsReserved(key), Refused(key)}; got != want {
+			t.Errorf("IsReserved, Refused(%q) = %v, want %v", key, got, want)
 		}
 	}
 }
