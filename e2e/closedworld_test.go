@@ -261,10 +261,7 @@ func TestSecurityAccessChanges(t *testing.T) {
 func TestSecurityListingHidesIndex(t *testing.T) {
 	buckets(t)
 	ctx := context.Background()
-	bucket := "listx-" + strings.ToLower(string(hexRand(3)))
-	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	bucket := newBucket(t, "listx-", false)
 	k1 := true
 	pbase, _ := startProxy(t, func(c *config.Config) {
 		c.Rules = append(slices.Clone(c.Rules), config.Rule{Bucket: bucket, Key: "k1", Encrypt: &k1})

@@ -172,3 +172,20 @@ func readAll(o *minio.Object, err error) ([]byte, error) {
 func errCode(err error) string {
 	return minio.ToErrorResponse(err).Code
 }
+
+// newBucket makes a bucket of the test's own directly on MinIO, named
+// prefix and a random suffix, with versioning on when asked.
+func newBucket(t *testing.T, prefix string, versioned bool) string {
+	t.Helper()
+	ctx := context.Background()
+	bucket := prefix + strings.ToLower(string(hexRand(3)))
+	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if versioned {
+		if err := direct(t).EnableVersioning(ctx, bucket); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bucket
+}

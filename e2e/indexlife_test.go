@@ -159,13 +159,7 @@ func TestDeleteBucketThroughTheProxy(t *testing.T) {
 func TestIndexEntriesInAVersionedBucket(t *testing.T) {
 	buckets(t)
 	ctx := context.Background()
-	bucket := "ver-" + strings.ToLower(string(hexRand(3)))
-	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := direct(t).EnableVersioning(ctx, bucket); err != nil {
-		t.Fatal(err)
-	}
+	bucket := newBucket(t, "ver-", true)
 	mc := viaProxy(t, true)
 	const k = "star/v"
 	var ids []string
@@ -243,10 +237,7 @@ func TestIndexEntriesInAVersionedBucket(t *testing.T) {
 func TestLifecycleRulesThroughTheProxy(t *testing.T) {
 	buckets(t)
 	ctx := context.Background()
-	bucket := "lc-" + strings.ToLower(string(hexRand(3)))
-	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	bucket := newBucket(t, "lc-", false)
 	c := sdk(t, true)
 	put := func(prefix string) error {
 		_, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{

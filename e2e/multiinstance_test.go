@@ -108,10 +108,7 @@ func startLB(t *testing.T, bases []string) string {
 func TestSeveralInstancesBehindALoadBalancer(t *testing.T) {
 	buckets(t)
 	ctx := context.Background()
-	bucket := "lbx-" + strings.ToLower(string(hexRand(3)))
-	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	bucket := newBucket(t, "lbx-", false)
 	on := true
 	withRule := func(c *config.Config) {
 		c.Rules = append(slices.Clone(c.Rules), config.Rule{Bucket: bucket, Key: "k1", Previous: []string{"k0"}, Encrypt: &on})

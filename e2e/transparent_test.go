@@ -226,13 +226,7 @@ func TestTransparentSmallDifferences(t *testing.T) {
 func TestDeleteMarkerHeaders(t *testing.T) {
 	buckets(t)
 	ctx := context.Background()
-	bucket := "verx-" + strings.ToLower(string(hexRand(3)))
-	if err := direct(t).MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := direct(t).EnableVersioning(ctx, bucket); err != nil {
-		t.Fatal(err)
-	}
+	bucket := newBucket(t, "verx-", true)
 	on := true
 	pbase, _ := startProxy(t, func(c *config.Config) {
 		c.Rules = append(slices.Clone(c.Rules), config.Rule{Bucket: bucket, Key: "k1", Encrypt: &on})

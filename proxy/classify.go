@@ -297,8 +297,12 @@ func checkLifecycleRules(doc []byte) error {
 		if rule.name != "Rule" {
 			return s3err.New(s3err.MalformedXML, "")
 		}
-		var prefixes []string
-		tagged, small, id, filters := false, false, "", 0
+		var (
+			prefixes      []string
+			tagged, small bool
+			id            string
+			filters       int
+		)
 		for _, c := range rule.children {
 			switch c.name {
 			case "ID":
@@ -309,34 +313,11 @@ func checkLifecycleRules(doc []byte) error {
 				if filters++; filters > 1 {
 					return s3err.New(s3err.MalformedXML, "a lifecycle rule with more than one filter")
 				}
-				f, err := c.fields(map[string]int{"Prefix": 1, "Tag": 1, "And": 1, "ObjectSizeLessThan": 1, "ObjectSizeGreaterThan": 1})
+				fp, t, sm, err := lifecycleFilter(c)
 				if err != nil {
 					return s3err.New(s3err.MalformedXML, "")
 				}
-				for _, and := range f["And"] {
-					af, err := and.fields(map[string]int{"Prefix": 1, "Tag": 0, "ObjectSizeLessThan": 1, "ObjectSizeGreaterThan": 1})
-					if err != nil {
-						return s3err.New(s3err.MalformedXML, "")
-					}
-					for name, v := range af {
-						f[name] = append(f[name], v...)
-					}
-				}
-				for _, pf := range f["Prefix"] {
-					prefixes = append(prefixes, pf.text.String())
-				}
-				// A tag without a key is no condition (MinIO matches every
-				// object with it).
-				for _, tag := range f["Tag"] {
-					tf, err := tag.fields(map[string]int{"Key": 1, "Value": 1})
-					if err != nil {
-						return s3err.New(s3err.MalformedXML, "")
-					}
-					for _, k := range tf["Key"] {
-						tagged = tagged || k.text.Len() > 0
-					}
-				}
-				small = len(f["ObjectSizeLessThan"]) > 0
+				prefixes, tagged, small = append(prefixes, fp...), t, sm
 			}
 		}
 		if len(prefixes) > 1 {
@@ -354,6 +335,39 @@ func checkLifecycleRules(doc []byte) error {
 		}
 	}
 	return nil
+}
+
+// lifecycleFilter reads a rule's <Filter> (with its <And>): its prefixes,
+// whether it has a tag condition (a tag with a key: MinIO takes one
+// without a key for no condition), and whether it limits objects to a
+// size below a bound.
+func lifecycleFilter(f *xmlNode) (prefixes []string, tagged, small bool, err error) {
+	fields, err := f.fields(map[string]int{"Prefix": 1, "Tag": 1, "And": 1, "ObjectSizeLessThan": 1, "ObjectSizeGreaterThan": 1})
+	if err != nil {
+		return nil, false, false, err
+	}
+	for _, and := range fields["And"] {
+		af, err := and.fields(map[string]int{"Prefix": 1, "Tag": 0, "ObjectSizeLessThan": 1, "ObjectSizeGreaterThan": 1})
+		if err != nil {
+			return nil, false, false, err
+		}
+		for name, v := range af {
+			fields[name] = append(fields[name], v...)
+		}
+	}
+	for _, p := range fields["Prefix"] {
+		prefixes = append(prefixes, p.text.String())
+	}
+	for _, tag := range fields["Tag"] {
+		tf, err := tag.fields(map[string]int{"Key": 1, "Value": 1})
+		if err != nil {
+			return nil, false, false, err
+		}
+		for _, k := range tf["Key"] {
+			tagged = tagged || k.text.Len() > 0
+		}
+	}
+	return prefixes, tagged, len(fields["ObjectSizeLessThan"]) > 0, nil
 }
 
 // checkAccessBody judges an ACL or public access block document: an ACL
