@@ -93,7 +93,7 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	// entries, never objects: their ETags fall back to the upstream's.
 	s.indexPending.Add(1)
 	wk := bucket + "\x00" + key
-	s.writes.start(wk)
+	s.writes.start(wk, upstreamETag)
 	s.behind(ex, func(bg *exchange) {
 		defer s.indexPending.Add(-1)
 		defer s.writes.done(wk)

@@ -89,22 +89,38 @@ func (s *Server) behind(ex *exchange, job func(bg *exchange)) {
 
 // keyWrites counts the index writes under way per bucket and key, so that
 // a clean-up of a key's entries waits for them (else a delete right after
-// a write could list before the write's entry lands, and leave it stale).
+// a write could list before the write's entry lands, and leave it stale),
+// and remembers the newest write of each key while a write or clean-up of
+// it is under way: a clean-up that began before a newer write of its key
+// was answered keeps that write's entry (else an overwrite's clean-up,
+// run late, removes the entry of the overwrite after it).
 type keyWrites struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	n    map[string]int
+	mu    sync.Mutex
+	cond  *sync.Cond
+	n     map[string]int       // entry writes under way
+	users map[string]int       // writes and clean-ups under way: last is kept while any
+	last  map[string]lastWrite // the newest write of the key
+	seq   uint64
+}
+
+type lastWrite struct {
+	seq          uint64
+	upstreamETag string
 }
 
 func newKeyWrites() *keyWrites {
-	w := &keyWrites{n: map[string]int{}}
+	w := &keyWrites{n: map[string]int{}, users: map[string]int{}, last: map[string]lastWrite{}}
 	w.cond = sync.NewCond(&w.mu)
 	return w
 }
 
-func (w *keyWrites) start(k string) {
+// start: an entry write of k for the object of upstreamETag, answered now.
+func (w *keyWrites) start(k, upstreamETag string) {
 	w.mu.Lock()
 	w.n[k]++
+	w.users[k]++
+	w.seq++
+	w.last[k] = lastWrite{w.seq, upstreamETag}
 	w.mu.Unlock()
 }
 
@@ -113,16 +129,40 @@ func (w *keyWrites) done(k string) {
 	if w.n[k]--; w.n[k] <= 0 {
 		delete(w.n, k)
 	}
+	w.release(k)
 	w.cond.Broadcast()
 	w.mu.Unlock()
 }
 
-func (w *keyWrites) wait(k string) {
+// begin: a clean-up of k is answered now; it returns what settle needs.
+func (w *keyWrites) begin(k string) uint64 {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.users[k]++
+	return w.last[k].seq
+}
+
+// settle waits for k's entry writes, then returns the upstream ETag whose
+// entry the clean-up that began at since keeps: its own keep, or that of
+// a write of k answered after it began.
+func (w *keyWrites) settle(k string, since uint64, keep string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for w.n[k] > 0 {
 		w.cond.Wait()
 	}
-	w.mu.Unlock()
+	if l, ok := w.last[k]; ok && l.seq > since {
+		keep = l.upstreamETag
+	}
+	w.release(k)
+	return keep
+}
+
+func (w *keyWrites) release(k string) {
+	if w.users[k]--; w.users[k] <= 0 {
+		delete(w.users, k)
+		delete(w.last, k)
+	}
 }
 
 // forgetEntries removes, behind the client's wait, the index entries of
@@ -135,12 +175,12 @@ func (s *Server) forgetEntries(ex *exchange, bucket, key, keep string) {
 	// After this instance's entry writes of the key (not holding a slot
 	// meanwhile: the writes may need one).
 	k := bucket + "\x00" + key
+	since := s.writes.begin(k)
 	bg := &exchange{rt: ex.rt, id: ex.id}
 	startWork()
 	go func() {
 		defer endWork()
-		s.writes.wait(k)
-		s.forgetNow(bg, bucket, key, keep)
+		s.forgetNow(bg, bucket, key, s.writes.settle(k, since, keep))
 	}()
 }
 
