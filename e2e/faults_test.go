@@ -87,6 +87,13 @@ func (f *finishedPuts) last() int {
 
 func startObservedProxy(t *testing.T, edit func(*config.Config), obs proxy.Observer) (string, *proxy.Server) {
 	t.Helper()
+	return startProxyWith(t, edit, obs, nil)
+}
+
+// startProxyWith is startObservedProxy whose upstream requests also pass
+// through wrap (after the invariant check), when set.
+func startProxyWith(t *testing.T, edit func(*config.Config), obs proxy.Observer, wrap func(http.RoundTripper) http.RoundTripper) (string, *proxy.Server) {
+	t.Helper()
 	cfg := *env.cfg
 	if edit != nil {
 		edit(&cfg)
@@ -97,7 +104,11 @@ func startObservedProxy(t *testing.T, edit func(*config.Config), obs proxy.Obser
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(env.logs), zap.DebugLevel))
 	var h *proxy.Server
-	h, err = proxy.New(proxy.Options{Config: &cfg, Keyring: ring, Logger: log, Observer: obs, WrapTransport: checked(&h)})
+	wt := checked(&h)
+	if wrap != nil {
+		wt = func(next http.RoundTripper) http.RoundTripper { return checked(&h)(wrap(next)) }
+	}
+	h, err = proxy.New(proxy.Options{Config: &cfg, Keyring: ring, Logger: log, Observer: obs, WrapTransport: wt})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
 
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 	"github.com/ssec-proxy/ssec-proxy/lifecycle"
 )
@@ -262,5 +267,138 @@ func TestLifecycleRulesThroughTheProxy(t *testing.T) {
 	lc, err := direct(t).GetBucketLifecycle(ctx, bucket)
 	if err != nil || len(lc.Rules) != 1 || lc.Rules[0].RuleFilter.Prefix != "logs/" {
 		t.Errorf("MinIO's rules after a rule over logs/: %+v (%v)", lc, err)
+	}
+}
+
+// indexRequests counts the upstream requests a proxy makes for the ETag
+// index's clean-ups: listings under it, listings of the user's objects,
+// DeleteObjects, and DeleteObject of one of its entries.
+type indexRequests struct {
+	next                                   http.RoundTripper
+	lists, objectLists, multiDeletes, dels atomic.Int32
+}
+
+func (c *indexRequests) RoundTrip(r *http.Request) (*http.Response, error) {
+	q := r.URL.Query()
+	switch {
+	case r.Method == http.MethodGet && q.Has("list-type") && strings.HasPrefix(q.Get("prefix"), ".ssec-proxy/etags/"):
+		c.lists.Add(1)
+	case r.Method == http.MethodGet && q.Has("list-type"):
+		c.objectLists.Add(1)
+	case r.Method == http.MethodPost && q.Has("delete"):
+		c.multiDeletes.Add(1)
+	case r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/.ssec-proxy/"):
+		c.dels.Add(1)
+	}
+	return c.next.RoundTrip(r)
+}
+
+// TestCleanupsShareListings: the clean-ups of many deletes and overwrites
+// answered together are swept together, on MinIO: a DeleteObjects of 60
+// keys costs one listing of the index, one of the objects and one
+// DeleteObjects of its entries (it cost 60 listings and 60 DELETEs when
+// each object's clean-up ran on its own), and overwrites by 8 clients at
+// once, three per key, leave each key exactly the entry of its last write.
+func TestCleanupsShareListings(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	count := &indexRequests{}
+	base, _ := startProxyWith(t, nil, nil, func(next http.RoundTripper) http.RoundTripper { count.next = next; return count })
+	mc := minioClient(t, base)
+	prefix := uniqueKey(t, "sweep/") + "/"
+	const n = 60
+	key := func(i int) string { return fmt.Sprintf("%s%03d", prefix, i) }
+	data := func(i, round int) []byte { return []byte(fmt.Sprintf("object %d, write %d", i, round)) }
+
+	// 8 clients, each key written three times in a row by one of them.
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				for round := range 3 {
+					b := data(i, round)
+					if _, err := mc.PutObject(ctx, "enc", key(i), bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	settle(t)
+	if got := len(reservedUnder(t, "enc", ".ssec-proxy/etags/"+prefix)); got != n {
+		t.Errorf("%d entries for %d objects written three times each, want one each", got, n)
+	}
+	for i := range n {
+		st, err := mc.StatObject(ctx, "enc", key(i), minio.StatObjectOptions{})
+		if err != nil || st.ETag != md5hex(data(i, 2)) {
+			t.Fatalf("%s: ETag %q (%v), want the MD5 of its last write", key(i), st.ETag, err)
+		}
+	}
+
+	count.lists.Store(0)
+	count.objectLists.Store(0)
+	count.multiDeletes.Store(0)
+	count.dels.Store(0)
+	objs := make(chan minio.ObjectInfo, n)
+	for i := range n {
+		objs <- minio.ObjectInfo{Key: key(i)}
+	}
+	close(objs)
+	for e := range mc.RemoveObjects(ctx, "enc", objs, minio.RemoveObjectsOptions{}) {
+		t.Fatalf("removing %s: %v", e.ObjectName, e.Err)
+	}
+	settle(t)
+	if got := len(reservedUnder(t, "enc", ".ssec-proxy/etags/"+prefix)); got != 0 {
+		t.Errorf("%d entries left after the objects were deleted", got)
+	}
+	// The client's own DeleteObjects is one of the multi-deletes counted.
+	if l, o, m, d := count.lists.Load(), count.objectLists.Load(), count.multiDeletes.Load(), count.dels.Load(); l > 2 || o > 2 || m > 3 || d != 0 {
+		t.Errorf("the clean-ups of one DeleteObjects of %d keys: %d index listings, %d object listings, %d DeleteObjects (the client's included), %d DeleteObject; want at most 2, 2, 3, 0", n, l, o, m, d)
+	}
+}
+
+// TestCleanupsAcrossInstances: an object written through one instance and
+// overwritten through another before the first one's clean-up ran keeps
+// the entry of its last write: a clean-up removes only entries whose
+// object is no longer current (each instance knows only its own writes).
+func TestCleanupsAcrossInstances(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	a, _ := startProxy(t, nil)
+	b, _ := startProxy(t, nil)
+	ca, cb := minioClient(t, a), minioClient(t, b)
+	prefix := uniqueKey(t, "across/") + "/"
+	for i := range 10 {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		first, last := []byte("through a "+k), []byte("then through b "+k)
+		if _, err := ca.PutObject(ctx, "enc", k, bytes.NewReader(first), int64(len(first)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cb.PutObject(ctx, "enc", k, bytes.NewReader(last), int64(len(last)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settle(t)
+	time.Sleep(etagindex.NoneTTL) // a's "no entry" of b's writes, if it looked (it does not here)
+	for i := range 10 {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		want := md5hex([]byte("then through b " + k))
+		if es := entriesOf(t, "enc", k); len(es) != 1 {
+			t.Errorf("%s: %d entries, want the last write's", k, len(es))
+		}
+		for _, c := range []*minio.Client{ca, cb} {
+			if st, err := c.StatObject(ctx, "enc", k, minio.StatObjectOptions{}); err != nil || st.ETag != want {
+				t.Errorf("%s: ETag %q (%v), want %s", k, st.ETag, err, want)
+			}
+		}
 	}
 }

@@ -25,7 +25,8 @@ func (o minioObjects) PutEmpty(ctx context.Context, bucket, name string) error {
 }
 
 // listPage is the number of names of a page of minio-go's listing (the
-// S3 default, which minio-go asks for): opts.MaxPages counts them.
+// S3 default, which minio-go asks for unless opts.MaxKeys is set):
+// opts.MaxPages counts them.
 const listPage = 1000
 
 // List lists with minio-go, every name under the prefix (rekey and index
@@ -37,15 +38,18 @@ func (o minioObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 	// Cancelled when fn stops the listing: minio-go's goroutine ends.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	n := 0
-	for obj := range o.c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: opts.Prefix, StartAfter: opts.StartAfter, Recursive: true}) {
+	n, page := 0, listPage
+	if opts.MaxKeys > 0 {
+		page = opts.MaxKeys
+	}
+	for obj := range o.c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: opts.Prefix, StartAfter: opts.StartAfter, Recursive: true, MaxKeys: opts.MaxKeys}) {
 		if obj.Err != nil {
 			return obj.Err
 		}
 		if !fn(obj.Key) {
 			return nil
 		}
-		if n++; opts.MaxPages > 0 && n >= opts.MaxPages*listPage {
+		if n++; opts.MaxPages > 0 && n >= opts.MaxPages*page {
 			return nil
 		}
 	}

@@ -134,7 +134,7 @@ func (w *keyWrites) done(k string) {
 	w.mu.Unlock()
 }
 
-// begin: a clean-up of k is answered now; it returns what settle needs.
+// begin: a clean-up of k is answered now; it returns what keepOf needs.
 func (w *keyWrites) begin(k string) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -142,20 +142,32 @@ func (w *keyWrites) begin(k string) uint64 {
 	return w.last[k].seq
 }
 
-// settle waits for k's entry writes, then returns the upstream ETag whose
-// entry the clean-up that began at since keeps: its own keep, or that of
-// a write of k answered after it began.
-func (w *keyWrites) settle(k string, since uint64, keep string) string {
+// wait waits for k's entry writes under way.
+func (w *keyWrites) wait(k string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.n[k] > 0 {
 		w.cond.Wait()
 	}
+}
+
+// keepOf is the upstream ETag whose entry the clean-up of k that began at
+// since keeps: its own keep, or that of a write of k answered after it
+// began.
+func (w *keyWrites) keepOf(k string, since uint64, keep string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if l, ok := w.last[k]; ok && l.seq > since {
-		keep = l.upstreamETag
+		return l.upstreamETag
 	}
-	w.release(k)
 	return keep
+}
+
+// finish: the clean-up of k is over.
+func (w *keyWrites) finish(k string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.release(k)
 }
 
 func (w *keyWrites) release(k string) {
@@ -163,35 +175,6 @@ func (w *keyWrites) release(k string) {
 		delete(w.users, k)
 		delete(w.last, k)
 	}
-}
-
-// forgetEntries removes, behind the client's wait, the index entries of
-// bucket/key other than the one of keep (an upstream ETag; "" removes
-// them all).
-func (s *Server) forgetEntries(ex *exchange, bucket, key, keep string) {
-	if !ex.rt.md5ETags || key == "" || reservedKey(key) {
-		return
-	}
-	// After this instance's entry writes of the key (not holding a slot
-	// meanwhile: the writes may need one).
-	k := bucket + "\x00" + key
-	since := s.writes.begin(k)
-	bg := &exchange{rt: ex.rt, id: ex.id}
-	startWork()
-	go func() {
-		defer endWork()
-		s.forgetNow(bg, bucket, key, s.writes.settle(k, since, keep))
-	}()
-}
-
-func (s *Server) forgetNow(ex *exchange, bucket, key, keep string) {
-	s.behind(ex, func(ex *exchange) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := s.index(ex).Forget(ctx, bucket, key, keep); err != nil {
-			s.logIndexError(ex, "cleaning", err.Error())
-		}
-	})
 }
 
 // versioned reports an answer from a versioned bucket.

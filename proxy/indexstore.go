@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 )
@@ -63,6 +64,9 @@ func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 		if opts.Delimiter != "" {
 			q.Set("delimiter", opts.Delimiter)
 		}
+		if opts.MaxKeys > 0 {
+			q.Set("max-keys", strconv.Itoa(opts.MaxKeys))
+		}
 		if token != "" {
 			q.Set("continuation-token", token)
 		} else if opts.StartAfter != "" {
@@ -97,11 +101,22 @@ func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 	return nil
 }
 
-// Remove deletes each name (DeleteObject), the proxy's own only.
+// Remove deletes the names, the proxy's own only: one DeleteObject, or
+// DeleteObjects of up to 1,000 at a time.
 func (o indexObjects) Remove(ctx context.Context, bucket string, names []string) error {
-	var first error
+	if len(names) == 1 {
+		return o.send(ctx, http.MethodDelete, bucket, names[0])
+	}
+	objs := make([]objectVersion, 0, len(names))
 	for _, name := range names {
-		if err := o.send(ctx, http.MethodDelete, bucket, name); err != nil && first == nil {
+		if !reservedKey(name) {
+			return errIndex("refusing to touch a name outside " + reservedPrefix)
+		}
+		objs = append(objs, objectVersion{key: name})
+	}
+	var first error
+	for i := 0; i < len(objs); i += 1000 {
+		if err := o.s.deleteOwn(ctx, o.ex, bucket, objs[i:min(i+1000, len(objs))]); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -70,6 +70,7 @@ type Server struct {
 	wrap       func(http.RoundTripper) http.RoundTripper // Options.WrapTransport
 	router     *mux.Router
 	writes     *keyWrites // index writes under way, per key (indexlife.go)
+	sweep      sweeper    // index clean-ups to come (sweep.go)
 	// indexPending counts index writes started and not finished (metrics).
 	indexPending atomic.Int64
 }

@@ -2,8 +2,9 @@ package etagindex
 
 import (
 	"context"
-	"errors"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
@@ -23,7 +24,7 @@ const MaxNameLen = 1024
 
 // Pages a look-up reads at most, of up to 1,000 names each: an object's
 // entries of one upstream ETag fit in the first; all the entries of an
-// object, or of a page of a bucket listing, in four.
+// object (listed on its own), or of a page of a bucket listing, in four.
 const (
 	lookupPages  = 1
 	entriesPages = 4
@@ -49,9 +50,11 @@ type ListOptions struct {
 	// Delimiter, when set, rolls names up as S3 does; the common
 	// prefixes are not passed to fn. "" lists every name.
 	Delimiter string
-	// MaxPages bounds the listing's requests, of up to 1,000 names each;
-	// 0: no bound.
+	// MaxPages bounds the listing's requests, of up to 1,000 names each
+	// (MaxKeys when set); 0: no bound.
 	MaxPages int
+	// MaxKeys, when set (1 to 1,000), is the names a page holds at most.
+	MaxKeys int
 }
 
 // Entry is an index entry: an object key, its upstream ETag, and its client
@@ -125,39 +128,144 @@ func (ix Index) Lookup(ctx context.Context, bucket, key, upstreamETag string, ke
 	return clientETag, e, true, nil
 }
 
-// Entries lists the entries of key's object, of every upstream ETag. On
-// an error it returns those it listed before.
-func (ix Index) Entries(ctx context.Context, bucket, key string) ([]Entry, error) {
+// EntriesOf lists the entries of several objects of a bucket at once (the
+// clean-ups of the deletes and overwrites of a moment, which remove those
+// Stale picks), sharing listings between neighbouring keys (Runs). On an
+// error it returns those it listed before.
+func (ix Index) EntriesOf(ctx context.Context, bucket string, keys []string) ([]Entry, error) {
+	r := Runs{
+		Base:  Prefix,
+		After: func(k string) string { return Prefix + k },
+		End:   func(k string) string { return Prefix + k + " \xff" },
+		Owner: func(name string) (string, bool) {
+			e, ok := ParseName(name)
+			return e.Key, ok
+		},
+		Alone: func(k string) ListOptions { return ListOptions{Prefix: Prefix + k + " ", MaxPages: entriesPages} },
+	}
 	var out []Entry
-	err := ix.each(ctx, bucket, ListOptions{Prefix: Prefix + key + " ", MaxPages: entriesPages}, "", func(e Entry) bool {
-		if e.Key == key {
-			out = append(out, e)
-		}
-		return true
+	err := r.List(ctx, keys, func(ctx context.Context, opts ListOptions, fn func(string) bool) (bool, error) {
+		// Under the index's prefix every name is passed to fn: a page
+		// that passed MaxKeys names may have more after it.
+		n := 0
+		err := ix.Objects.List(ctx, bucket, opts, func(name string) bool {
+			n++
+			return fn(name)
+		})
+		return opts.MaxKeys > 0 && n >= opts.MaxKeys, err
+	}, func(_, name string) {
+		e, _ := ParseName(name)
+		out = append(out, e)
 	})
 	return out, err
 }
 
-// Forget removes the entries of key's object but those of the upstream
-// ETag keep ("" removes them all): after a delete, or an overwrite that
-// keep is the new object's. It removes what it listed even when the
-// listing failed part way, and reports how many it removed (0 when a
-// removal failed: then some may be gone).
-func (ix Index) Forget(ctx context.Context, bucket, key, keep string) (removed int, err error) {
-	entries, err := ix.Entries(ctx, bucket, key)
-	var gone []Entry
+// Stale is what of entries, listed before current was (the upstream
+// ETags of their objects as listed after them; no key: no object), a
+// bucket without versions no longer needs: an entry whose object is gone
+// or now has another upstream ETag. (An entry listed was written after its
+// object; if that object is not current after it, it was replaced or
+// deleted since.)
+func Stale(entries []Entry, current map[string]string) []Entry {
+	var out []Entry
 	for _, e := range entries {
-		if e.UpstreamETag != keep {
-			gone = append(gone, e)
+		if up, ok := current[e.Key]; !ok || up != e.UpstreamETag {
+			out = append(out, e)
 		}
 	}
-	if len(gone) == 0 {
-		return 0, err
+	return out
+}
+
+// Runs finds the names that belong to a set of keys (an object's index
+// entries; objects themselves) with few listings: sorted, neighbouring
+// keys (a backup tool writes and deletes in key order) share a page that
+// starts at the first key left, sized for the keys left; it covers every
+// key whose names all come before the page's last name. While pages hold
+// mostly the names of other keys (keys far apart), each key is listed on
+// its own.
+type Runs struct {
+	Base  string                           // what every name starts with
+	After func(k string) string            // a name before k's first name, after those of the keys before k
+	End   func(k string) string            // a name after k's last
+	Owner func(name string) (string, bool) // the key a name belongs to
+	Alone func(k string) ListOptions       // how k's names are listed on their own
+}
+
+// A Lister lists names as Objects.List does, and reports whether the
+// listing may go on after what it listed (a full page).
+type Lister func(ctx context.Context, opts ListOptions, fn func(name string) bool) (more bool, err error)
+
+// List calls fn with each name of keys that list lists (a name may come
+// twice), and returns the first error, after which it stops.
+func (r Runs) List(ctx context.Context, keys []string, list Lister, fn func(key, name string)) error {
+	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
 	}
-	if rerr := ix.Remove(ctx, bucket, gone...); rerr != nil {
-		return 0, errors.Join(err, rerr)
+	take := func(name string) (ours bool) {
+		if k, ok := r.Owner(name); ok && want[k] {
+			fn(k, name)
+			return true
+		}
+		return false
 	}
-	return len(gone), err
+	alone := len(keys) == 1
+	for i := 0; i < len(keys); {
+		if alone {
+			if _, err := list(ctx, r.Alone(keys[i]), func(name string) bool { take(name); return true }); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
+		rest := keys[i:]
+		opts := ListOptions{Prefix: r.Base + commonPrefix(rest[0], rest[len(rest)-1]), StartAfter: r.After(rest[0]),
+			MaxKeys: min(1000, 2*len(rest)+2), MaxPages: 1}
+		n, ours, last, stop, past := 0, 0, "", r.End(rest[len(rest)-1]), false
+		more, err := list(ctx, opts, func(name string) bool {
+			if name > stop {
+				past = true // past the last key's names: every key covered
+				return false
+			}
+			n++
+			last = name
+			if take(name) {
+				ours++
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		covered := len(rest)
+		if more && !past { // the keys whose names may go on past the page's last wait
+			covered = 0
+			for covered < len(rest) && last > r.End(rest[covered]) {
+				covered++
+			}
+		}
+		if covered == 0 {
+			alone = true // the first key has more names than the page: listed on its own
+			continue
+		}
+		i += covered
+		alone = 2*ours < n
+	}
+	return nil
+}
+
+// commonPrefix is the longest prefix of a and b that ends on a
+// character's boundary.
+func commonPrefix(a, b string) string {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	for n > 0 && n < len(a) && !utf8.RuneStart(a[n]) {
+		n--
+	}
+	return a[:n]
 }
 
 // Remove removes entries.

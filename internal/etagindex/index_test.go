@@ -3,10 +3,13 @@ package etagindex
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ssec-proxy/ssec-proxy/keystore"
 )
@@ -55,9 +58,13 @@ func (m *memObjects) List(_ context.Context, bucket string, opts ListOptions, fn
 		}
 	}
 	sort.Strings(page)
+	size := m.pageSize
+	if opts.MaxKeys > 0 && opts.MaxKeys < size {
+		size = opts.MaxKeys
+	}
 	for i, name := range page {
-		if i%m.pageSize == 0 {
-			if opts.MaxPages > 0 && i/m.pageSize == opts.MaxPages {
+		if i%size == 0 {
+			if opts.MaxPages > 0 && i/size == opts.MaxPages {
 				return nil
 			}
 			if i > 0 && m.failList != nil {
@@ -190,52 +197,134 @@ func TestWriteRefuses(t *testing.T) {
 	}
 }
 
-// TestForget: the object's entries go but the one kept; those of objects
-// whose keys share its prefix ("k" and "k 2") stay; "" removes them all.
-func TestForget(t *testing.T) {
+// TestEntriesOf: the entries of many objects, found with one listing when
+// their keys are neighbours, one per key when they are far apart; those
+// gone picks go, the others and those of other objects stay.
+func TestEntriesOf(t *testing.T) {
 	m, ix, a, _ := newIndex(t)
 	ctx := context.Background()
-	e1 := write(t, ix, "k", "up1", md5a, a)
-	e2 := write(t, ix, "k", "up2", md5a, a)
-	keep := write(t, ix, "k", "up3", md5b, a)
-	other := write(t, ix, "k 2", "up1", md5a, a)
-	n, err := ix.Forget(ctx, "bk", "k", "up3")
-	if n != 2 || err != nil {
-		t.Fatalf("Forget = %d, %v", n, err)
+	forgetAll := func(ix Index, keys []string, gone func(Entry) bool) (int, error) {
+		entries, err := ix.EntriesOf(ctx, "bk", keys)
+		if err != nil {
+			return 0, err
+		}
+		stale := map[string]Entry{}
+		for _, e := range entries {
+			if !slices.Contains(keys, e.Key) {
+				t.Errorf("an entry of %q, not one of the keys asked for", e.Key)
+			}
+			if gone(e) {
+				stale[e.Name()] = e
+			}
+		}
+		return len(stale), ix.Remove(ctx, "bk", slices.Collect(maps.Values(stale))...)
 	}
-	for _, c := range []struct {
-		e    Entry
-		want bool
-	}{{e1, false}, {e2, false}, {keep, true}, {other, true}} {
-		if m.has("bk", c.e.Name()) != c.want {
-			t.Errorf("%+v there: %v, want %v", c.e, !c.want, c.want)
+	var keys []string
+	keep := map[string]string{}
+	for i := range 50 {
+		k := fmt.Sprintf("d/%03d", i)
+		keys = append(keys, k)
+		write(t, ix, k, "new", md5a, a)
+		keep[k] = "new"
+		if i%2 == 0 {
+			write(t, ix, k, "old", md5a, a) // an overwrite's stale entry
+		}
+		if i%5 == 0 {
+			write(t, ix, k+"x", "old", md5a, a) // another object's, between
 		}
 	}
-	if n, err := ix.Forget(ctx, "bk", "k", ""); n != 1 || err != nil || m.has("bk", keep.Name()) {
-		t.Errorf("Forget all = %d, %v", n, err)
+	gone := func(e Entry) bool { return e.UpstreamETag != keep[e.Key] }
+	before := len(m.lists)
+	n, err := forgetAll(ix, keys, gone)
+	if n != 25 || err != nil {
+		t.Fatalf("forgetAll = %d, %v", n, err)
 	}
-	if !m.has("bk", other.Name()) {
-		t.Error("an entry of another object went")
+	if got := len(m.lists) - before; got != 1 {
+		t.Errorf("%d listings for 50 neighbouring keys, want 1", got)
+	}
+	if o := m.lists[before]; o.Prefix != Prefix+"d/0" || o.StartAfter != Prefix+"d/000" || o.MaxPages != 1 {
+		t.Errorf("listed %+v", o)
+	}
+	if len(m.names) != 60 {
+		t.Errorf("%d names left, want the 50 kept and the 10 of other objects", len(m.names))
+	}
+
+	// Far apart: the first page is mostly other objects' entries, then each
+	// key is listed on its own.
+	m, ix, a, _ = newIndex(t)
+	for i := range 300 {
+		write(t, ix, fmt.Sprintf("f/%04d", i), "up", md5a, a)
+	}
+	far := []string{"f/0000", "f/0100", "f/0200", "f/0299"}
+	for _, k := range far {
+		write(t, ix, k, "old", md5a, a)
+	}
+	keep = map[string]string{"f/0000": "up", "f/0100": "up", "f/0200": "up", "f/0299": "up"}
+	n, err = forgetAll(ix, far, gone)
+	if n != 4 || err != nil || len(m.names) != 300 {
+		t.Fatalf("far apart: forgetAll = %d, %v; %d names left", n, err, len(m.names))
+	}
+	if len(m.lists) > 1+len(far) {
+		t.Errorf("far apart: %d listings for %d keys", len(m.lists), len(far))
+	}
+	for _, o := range m.lists {
+		if o.MaxKeys == 0 && o.MaxPages != entriesPages {
+			t.Errorf("a listing of one key read %d pages", o.MaxPages)
+		}
+	}
+
+	// A key with more entries than the page: listed on its own; the keys
+	// after it share a listing again.
+	m, ix, a, _ = newIndex(t)
+	for i := range 20 {
+		write(t, ix, "k", fmt.Sprintf("u%02d", i), md5a, a)
+	}
+	write(t, ix, "l", "old", md5a, a)
+	write(t, ix, "m", "old", md5a, a)
+	n, err = forgetAll(ix, []string{"m", "k", "l", "k"}, func(Entry) bool { return true })
+	if n != 22 || err != nil || len(m.names) != 0 {
+		t.Fatalf("a long key: forgetAll = %d, %v; %d names left", n, err, len(m.names))
+	}
+
+	// Keys whose common bytes end inside a character: the prefix stops
+	// before it (S3 keys are UTF-8).
+	m, ix, a, _ = newIndex(t)
+	write(t, ix, "éa", "old", md5a, a)
+	write(t, ix, "èa", "old", md5a, a)
+	if n, err := forgetAll(ix, []string{"éa", "èa"}, func(Entry) bool { return true }); n != 2 || err != nil {
+		t.Errorf("forgetAll = %d, %v", n, err)
+	}
+	if o := m.lists[0]; o.Prefix != Prefix {
+		t.Errorf("listed under %q, which ends inside a character", o.Prefix)
 	}
 }
 
-// TestForgetPartial: a listing that fails part way still removes what it
-// listed, and says so; it reads four pages at most.
-func TestForgetPartial(t *testing.T) {
+// TestStale: an entry goes when its object is gone or has another
+// upstream ETag now.
+func TestStale(t *testing.T) {
+	es := []Entry{{"a", "u1", "s"}, {"a", "u2", "s"}, {"b", "u1", "s"}, {"c", "u1", "s"}}
+	got := Stale(es, map[string]string{"a": "u2", "c": "u1"})
+	if len(got) != 2 || got[0] != es[0] || got[1] != es[2] {
+		t.Errorf("Stale = %v", got)
+	}
+}
+
+// TestEntriesOfPartial: a key listed on its own reads four pages at most;
+// a listing that fails part way returns what it listed, and the error.
+func TestEntriesOfPartial(t *testing.T) {
 	m, ix, a, _ := newIndex(t)
 	m.pageSize = 2
 	for _, up := range []string{"u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9", "v1"} {
 		write(t, ix, "k", up, md5a, a)
 	}
-	n, err := ix.Forget(context.Background(), "bk", "k", "")
-	if n != 8 || err != nil || len(m.names) != 2 || m.pages != 4 {
-		t.Fatalf("Forget over four pages = %d, %v; %d left, %d pages", n, err, len(m.names), m.pages)
+	es, err := ix.EntriesOf(context.Background(), "bk", []string{"k"})
+	if len(es) != 8 || err != nil || m.pages != 4 {
+		t.Fatalf("EntriesOf over four pages = %d, %v; %d pages", len(es), err, m.pages)
 	}
 	m.failList = errors.New("listing broke")
-	write(t, ix, "k", "u1", md5a, a)
-	n, err = ix.Forget(context.Background(), "bk", "k", "")
-	if n != 2 || !errors.Is(err, m.failList) || len(m.names) != 1 {
-		t.Errorf("a failed listing: Forget = %d, %v; %d left", n, err, len(m.names))
+	es, err = ix.EntriesOf(context.Background(), "bk", []string{"k"})
+	if len(es) != 2 || !errors.Is(err, m.failList) {
+		t.Errorf("a failed listing: EntriesOf = %d, %v", len(es), err)
 	}
 }
 
@@ -284,5 +373,58 @@ func TestWalk(t *testing.T) {
 	n := 0
 	if err := ix.Walk(ctx, "bk", "", func(Entry) error { n++; return stop }); err != stop || n != 1 {
 		t.Errorf("Walk stopped = %v after %d", err, n)
+	}
+}
+
+// TestRunsOfObjects: Runs over plain object names, as the proxy lists the
+// current objects of a sweep (a key's name is the key; the page starts
+// after the key less its last character): every key there is found, one
+// not there is not, with one listing for neighbours, and on its own when
+// the page is too small for the names between.
+func TestRunsOfObjects(t *testing.T) {
+	m := &memObjects{names: map[string]bool{}, pageSize: 1000}
+	for _, n := range []string{"a/1", "a/1-x", "a/10", "a/11", "a/2", "a/é", "b"} {
+		m.names["bk\x00"+n] = true
+	}
+	r := Runs{
+		After: func(k string) string { _, n := utf8.DecodeLastRuneInString(k); return k[:len(k)-n] },
+		End:   func(k string) string { return k },
+		Owner: func(name string) (string, bool) { return name, true },
+		Alone: func(k string) ListOptions { return ListOptions{Prefix: k, MaxKeys: 1, MaxPages: 1} },
+	}
+	list := func(ctx context.Context, opts ListOptions, fn func(string) bool) (bool, error) {
+		n := 0
+		err := m.List(ctx, "bk", opts, func(name string) bool { n++; return fn(name) })
+		return opts.MaxKeys > 0 && n >= opts.MaxKeys, err
+	}
+	for _, c := range []struct {
+		keys  []string
+		found string
+		lists int
+	}{
+		{[]string{"a/1", "a/10", "a/2", "a/3"}, "a/1,a/10,a/2", 1},
+		// A page of 6 names, full at a/é: a/1 covered, a/é (its last
+		// name: there may be more) and b listed on their own, since
+		// the page held mostly other names.
+		{[]string{"a/é", "a/1"}, "a/1,a/é", 2},
+		{[]string{"a/1", "b"}, "a/1,b", 2},
+		{[]string{"a/11"}, "a/11", 1},
+		{[]string{"a/3"}, "", 1},
+	} {
+		m.lists = nil
+		var found []string
+		if err := r.List(context.Background(), c.keys, list, func(k, name string) {
+			if k != name {
+				t.Errorf("name %q for key %q", name, k)
+			}
+			if !slices.Contains(found, k) {
+				found = append(found, k)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(found, ",") != c.found || len(m.lists) != c.lists {
+			t.Errorf("keys %q: found %q in %d listings, want %q in %d", c.keys, found, len(m.lists), c.found, c.lists)
+		}
 	}
 }

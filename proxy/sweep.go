@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
+)
+
+// The clean-ups of index entries (indexlife.go) are swept together: those
+// answered within sweepWindow of each other share their listings and one
+// DeleteObjects (etagindex.ForgetAll). A backup tool that writes or
+// deletes many keys in order then costs about one listing per window, not
+// one per object: a PUT with MD5 ETags is two upstream requests (the
+// object and its entry), a DELETE about one.
+
+// sweepWindow is how long a clean-up waits for others to share its
+// listing. It is behind the client's answer: what it delays is only when
+// a stale entry goes (DrainCleanups waits for it).
+const sweepWindow = 100 * time.Millisecond
+
+// maxSweep is the most clean-ups one sweep takes (one DeleteObjects).
+const maxSweep = 1000
+
+// maxForgets bounds the clean-ups waiting or under way in the process: one
+// more holds its request's answer until there is room (back-pressure:
+// memory stays bounded however slow the upstream), none is dropped.
+const maxForgets = 10_000
+
+var forgetSlots = make(chan struct{}, maxForgets)
+
+// forget is one clean-up: the entries of bucket/key but keep's (an
+// upstream ETag; "" removes them all), as of the write tracker's since.
+type forget struct {
+	rt                *runtime
+	id                string
+	bucket, key, keep string
+	since             uint64
+}
+
+// sweeper holds the clean-ups of the coming sweep.
+type sweeper struct {
+	mu      sync.Mutex
+	pending []forget
+}
+
+// forgetEntries removes, behind the client's wait, the index entries of
+// bucket/key other than the one of keep ("" removes them all).
+func (s *Server) forgetEntries(ex *exchange, bucket, key, keep string) {
+	if !ex.rt.md5ETags || key == "" || reservedKey(key) {
+		return
+	}
+	forgetSlots <- struct{}{}
+	startWork()
+	f := forget{rt: ex.rt, id: ex.id, bucket: bucket, key: key, keep: keep, since: s.writes.begin(bucket + "\x00" + key)}
+	s.sweep.mu.Lock()
+	s.sweep.pending = append(s.sweep.pending, f)
+	var full []forget
+	switch len(s.sweep.pending) {
+	case 1:
+		time.AfterFunc(sweepWindow, s.sweepPending)
+	case maxSweep:
+		full, s.sweep.pending = s.sweep.pending, nil
+	}
+	s.sweep.mu.Unlock()
+	if full != nil {
+		go s.sweepNow(full)
+	}
+}
+
+// sweepBucket removes the stale entries of keys of bucket. It lists their
+// entries; those a clean-up would remove (each keeps the entry of the
+// newest write of its key this instance answered since it began) are
+// checked against the objects as listed after them (etagindex.Stale): an
+// entry whose object is still current stays, whichever instance wrote it
+// (another instance's overwrite answered after this one's), and a
+// clean-up that finds nothing to remove lists no objects (a new key).
+func (s *Server) sweepBucket(ctx context.Context, ex *exchange, bucket string, keys []string, byKey map[string][]forget) error {
+	ix := s.index(ex)
+	entries, err := ix.EntriesOf(ctx, bucket, keys)
+	seen := map[string]bool{}
+	var maybe []etagindex.Entry
+	var of []string
+	for _, e := range entries {
+		if seen[e.Name()] {
+			continue
+		}
+		seen[e.Name()] = true
+		for _, f := range byKey[e.Key] {
+			if e.UpstreamETag != s.writes.keepOf(bucket+"\x00"+f.key, f.since, f.keep) {
+				maybe = append(maybe, e)
+				of = append(of, e.Key)
+				break
+			}
+		}
+	}
+	if len(maybe) == 0 {
+		return err
+	}
+	current, cerr := s.currentETags(ctx, ex, bucket, of)
+	if cerr != nil {
+		return errors.Join(err, cerr) // nothing removed on a doubt
+	}
+	if stale := etagindex.Stale(maybe, current); len(stale) > 0 {
+		return errors.Join(err, ix.Remove(ctx, bucket, stale...))
+	}
+	return err
+}
+
+// currentETags lists the objects of keys in bucket (etagindex.Runs over
+// the bucket's listing): their upstream ETags by key; an object not
+// there has none.
+func (s *Server) currentETags(ctx context.Context, ex *exchange, bucket string, keys []string) (map[string]string, error) {
+	etags := map[string]string{}
+	r := etagindex.Runs{
+		After: func(k string) string { // k less its last character: before k, after every key before k
+			_, n := utf8.DecodeLastRuneInString(k)
+			return k[:len(k)-n]
+		},
+		End:   func(k string) string { return k },
+		Owner: func(name string) (string, bool) { return name, true },
+		Alone: func(k string) etagindex.ListOptions { return etagindex.ListOptions{Prefix: k, MaxKeys: 1, MaxPages: 1} },
+	}
+	list := func(ctx context.Context, opts etagindex.ListOptions, fn func(string) bool) (bool, error) {
+		q := url.Values{"list-type": {"2"}, "prefix": {opts.Prefix}, "encoding-type": {"url"}}
+		if opts.StartAfter != "" {
+			q.Set("start-after", opts.StartAfter)
+		}
+		if opts.MaxKeys > 0 {
+			q.Set("max-keys", strconv.Itoa(opts.MaxKeys))
+		}
+		resp, err := s.roundTrip(ctx, ex, exemptRequest(http.MethodGet, target{Bucket: bucket}, q), nil)
+		if err != nil {
+			return false, err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexPage))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			return false, errIndex("listing objects: " + resp.Status)
+		}
+		res, err := parseListing(body, true)
+		if err != nil {
+			return false, errIndex("listing objects: " + err.Error())
+		}
+		for _, o := range res.objects {
+			etags[o.key] = unquote(o.etag)
+			if !fn(o.key) {
+				break
+			}
+		}
+		return res.truncated, nil
+	}
+	err := r.List(ctx, keys, list, func(string, string) {})
+	return etags, err
+}
+
+// sweepPending sweeps what is pending (the window of its first is over).
+func (s *Server) sweepPending() {
+	s.sweep.mu.Lock()
+	fs := s.sweep.pending
+	s.sweep.pending = nil
+	s.sweep.mu.Unlock()
+	if len(fs) > 0 {
+		s.sweepNow(fs)
+	}
+}
+
+// sweepNow runs clean-ups: per bucket (and config), after this instance's
+// entry writes of their keys (else a delete right after a write could
+// list before the write's entry lands, and leave it stale), one
+// ForgetAll, holding a cleanup slot.
+func (s *Server) sweepNow(fs []forget) {
+	type group struct {
+		rt     *runtime
+		bucket string
+	}
+	groups := map[group][]forget{}
+	for _, f := range fs {
+		g := group{f.rt, f.bucket}
+		groups[g] = append(groups[g], f)
+	}
+	for g, fs := range groups {
+		byKey := map[string][]forget{}
+		keys := make([]string, 0, len(fs))
+		for _, f := range fs {
+			if byKey[f.key] == nil {
+				keys = append(keys, f.key)
+			}
+			byKey[f.key] = append(byKey[f.key], f)
+			s.writes.wait(g.bucket + "\x00" + f.key) // not holding a slot: the writes may need one
+		}
+		cleanupSlots <- struct{}{}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ex := &exchange{rt: g.rt, id: fs[0].id}
+		if err := s.sweepBucket(ctx, ex, g.bucket, keys, byKey); err != nil {
+			s.logIndexError(ex, "cleaning", err.Error())
+		}
+		cancel()
+		<-cleanupSlots
+		for _, f := range fs {
+			s.writes.finish(g.bucket + "\x00" + f.key)
+			endWork()
+			<-forgetSlots
+		}
+	}
+}
