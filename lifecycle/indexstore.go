@@ -31,9 +31,9 @@ const listPage = 1000
 
 // List lists with minio-go, every name under the prefix (rekey and index
 // gc ask for no delimiter).
-func (o minioObjects) List(ctx context.Context, bucket string, opts etagindex.ListOptions, fn func(name string) bool) error {
+func (o minioObjects) List(ctx context.Context, bucket string, opts etagindex.ListOptions, fn func(name string) bool) (more bool, err error) {
 	if opts.Delimiter != "" {
-		return errors.New("lifecycle: the index is listed without a delimiter")
+		return false, errors.New("lifecycle: the index is listed without a delimiter")
 	}
 	// Cancelled when fn stops the listing: minio-go's goroutine ends.
 	ctx, cancel := context.WithCancel(ctx)
@@ -44,16 +44,16 @@ func (o minioObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 	}
 	for obj := range o.c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: opts.Prefix, StartAfter: opts.StartAfter, Recursive: true, MaxKeys: opts.MaxKeys}) {
 		if obj.Err != nil {
-			return obj.Err
+			return false, obj.Err
 		}
 		if !fn(obj.Key) {
-			return nil
+			return false, nil
 		}
 		if n++; opts.MaxPages > 0 && n >= opts.MaxPages*page {
-			return nil
+			return true, nil // maybe more: minio-go does not say
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // Remove removes each name (RemoveObject).

@@ -1,6 +1,11 @@
 package proxy
 
-import "testing"
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
 
 // TestKeyWritesKeepTheNewest: a clean-up of a key's entries that began
 // before a newer write of the key was answered keeps that write's entry,
@@ -46,5 +51,45 @@ func TestKeyWritesKeepTheNewest(t *testing.T) {
 	}
 	if len(w.n)+len(w.users)+len(w.last) != 0 {
 		t.Errorf("left behind: %v %v %v", w.n, w.users, w.last)
+	}
+}
+
+// TestRemoveEntries: the index's entries go in one DeleteObjects, but a
+// name XML cannot carry (a control character, which encoding would turn
+// into U+FFFD and so name another object) goes in a DeleteObject of its
+// own.
+func TestRemoveEntries(t *testing.T) {
+	p := newTestProxy(t)
+	p.up.status, p.up.body = http.StatusOK, "<DeleteResult></DeleteResult>"
+	ex := &exchange{rt: p.h.rt.Load()}
+	names := []string{reservedPrefix + "etags/a up s", reservedPrefix + "etags/b\x01 up s", reservedPrefix + "etags/c up s"}
+	if err := p.h.index(ex).Objects.Remove(context.Background(), "enc", names); err != nil {
+		t.Fatal(err)
+	}
+	var posts, dels int
+	for _, r := range p.up.all() {
+		switch r.Method {
+		case http.MethodPost:
+			posts++
+			if !strings.Contains(string(r.Body), "etags/a up s") || !strings.Contains(string(r.Body), "etags/c up s") || strings.Contains(string(r.Body), "etags/b") {
+				t.Errorf("DeleteObjects body %s", r.Body)
+			}
+		case http.MethodDelete:
+			dels++
+			if !strings.Contains(r.Path, "b%01") {
+				t.Errorf("DeleteObject of %s", r.Path)
+			}
+		}
+	}
+	if posts != 1 || dels != 1 {
+		t.Errorf("%d DeleteObjects and %d DeleteObject, want one each", posts, dels)
+	}
+	for _, c := range []struct {
+		s  string
+		ok bool
+	}{{"a b/ü", true}, {"tab\there", true}, {"a\x01", false}, {"a\x1f", false}, {"\xff", false}, {"\uFFFE", false}} {
+		if xmlText(c.s) != c.ok {
+			t.Errorf("xmlText(%q) = %v", c.s, !c.ok)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/ssec-proxy/ssec-proxy/internal/etagindex"
 )
@@ -53,10 +54,11 @@ func (o indexObjects) send(ctx context.Context, method, bucket, name string) err
 }
 
 // List lists with ListObjectsV2, up to opts.MaxPages pages (the upstream's
-// pages: 1,000 names at most). Only the proxy's own names are listed.
-func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.ListOptions, fn func(name string) bool) error {
+// pages: 1,000 names at most, or opts.MaxKeys); more is the last page's
+// IsTruncated. Only the proxy's own names are listed.
+func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.ListOptions, fn func(name string) bool) (more bool, err error) {
 	if !reservedKey(opts.Prefix) {
-		return errIndex("refusing to list outside " + reservedPrefix)
+		return false, errIndex("refusing to list outside " + reservedPrefix)
 	}
 	token := ""
 	for page := 0; opts.MaxPages == 0 || page < opts.MaxPages; page++ {
@@ -75,46 +77,60 @@ func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 		ur := exemptRequest(http.MethodGet, target{Bucket: bucket}, q)
 		resp, err := o.s.roundTrip(ctx, o.ex, ur, nil)
 		if err != nil {
-			return err
+			return false, err
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexPage))
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || err != nil {
-			return errIndex(resp.Status)
+			return false, errIndex(resp.Status)
 		}
 		// The listing scanner (listing.go); under the reserved prefix,
 		// every key is a reserved one.
 		res, err := parseListing(body, false)
 		if err != nil {
-			return errIndex("listing: " + err.Error())
+			return false, errIndex("listing: " + err.Error())
 		}
 		for _, name := range res.reserved {
 			if !fn(name) {
-				return nil
+				return false, nil
 			}
 		}
 		if !res.truncated || res.nextToken == "" {
-			return nil
+			return false, nil
 		}
 		token = res.nextToken
 	}
-	return nil
+	return true, nil // truncated at MaxPages
 }
 
-// Remove deletes the names, the proxy's own only: one DeleteObject, or
-// DeleteObjects of up to 1,000 at a time.
-func (o indexObjects) Remove(ctx context.Context, bucket string, names []string) error {
-	if len(names) == 1 {
-		return o.send(ctx, http.MethodDelete, bucket, names[0])
+// xmlText reports whether XML 1.0 can carry s as character data.
+func xmlText(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r > 0xD7FF && r < 0xE000 || r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
 	}
+	return true
+}
+
+// Remove deletes the names, the proxy's own only: DeleteObjects of up to
+// 1,000 at a time; one DeleteObject for a name alone, or one that XML
+// cannot carry (a control character).
+func (o indexObjects) Remove(ctx context.Context, bucket string, names []string) error {
+	var first error
 	objs := make([]objectVersion, 0, len(names))
 	for _, name := range names {
-		if !reservedKey(name) {
+		switch {
+		case !reservedKey(name):
 			return errIndex("refusing to touch a name outside " + reservedPrefix)
+		case len(names) == 1 || !xmlText(name):
+			if err := o.send(ctx, http.MethodDelete, bucket, name); err != nil && first == nil {
+				first = err
+			}
+		default:
+			objs = append(objs, objectVersion{key: name})
 		}
-		objs = append(objs, objectVersion{key: name})
 	}
-	var first error
 	for i := 0; i < len(objs); i += 1000 {
 		if err := o.s.deleteOwn(ctx, o.ex, bucket, objs[i:min(i+1000, len(objs))]); err != nil && first == nil {
 			first = err

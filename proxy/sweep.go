@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +30,11 @@ const sweepWindow = 100 * time.Millisecond
 
 // maxSweep is the most clean-ups one sweep takes (one DeleteObjects).
 const maxSweep = 1000
+
+// sweepChunk is the most keys of a bucket one listing run takes: the
+// chunks of a sweep run side by side, each on a cleanup slot of its own
+// and with a deadline of its own (keys far apart cost two listings each).
+const sweepChunk = 100
 
 // maxForgets bounds the clean-ups waiting or under way in the process: one
 // more holds its request's answer until there is room (back-pressure:
@@ -129,6 +136,7 @@ func (s *Server) currentETags(ctx context.Context, ex *exchange, bucket string, 
 		Alone: func(k string) etagindex.ListOptions { return etagindex.ListOptions{Prefix: k, MaxKeys: 1, MaxPages: 1} },
 	}
 	list := func(ctx context.Context, opts etagindex.ListOptions, fn func(string) bool) (bool, error) {
+		// URL-encoded: keys with characters XML cannot hold.
 		q := url.Values{"list-type": {"2"}, "prefix": {opts.Prefix}, "encoding-type": {"url"}}
 		if opts.StartAfter != "" {
 			q.Set("start-after", opts.StartAfter)
@@ -145,7 +153,8 @@ func (s *Server) currentETags(ctx context.Context, ex *exchange, bucket string, 
 		if resp.StatusCode != http.StatusOK || err != nil {
 			return false, errIndex("listing objects: " + resp.Status)
 		}
-		res, err := parseListing(body, true)
+		// Decoded only if the upstream says it encoded ("a+b" is not "a b").
+		res, err := parseListing(body, bytes.Contains(body, []byte("<EncodingType>url</EncodingType>")))
 		if err != nil {
 			return false, errIndex("listing objects: " + err.Error())
 		}
@@ -174,8 +183,8 @@ func (s *Server) sweepPending() {
 
 // sweepNow runs clean-ups: per bucket (and config), after this instance's
 // entry writes of their keys (else a delete right after a write could
-// list before the write's entry lands, and leave it stale), one
-// ForgetAll, holding a cleanup slot.
+// list before the write's entry lands, and leave it stale), a sweepBucket
+// per chunk of sweepChunk neighbouring keys.
 func (s *Server) sweepNow(fs []forget) {
 	type group struct {
 		rt     *runtime
@@ -196,14 +205,22 @@ func (s *Server) sweepNow(fs []forget) {
 			byKey[f.key] = append(byKey[f.key], f)
 			s.writes.wait(g.bucket + "\x00" + f.key) // not holding a slot: the writes may need one
 		}
-		cleanupSlots <- struct{}{}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		ex := &exchange{rt: g.rt, id: fs[0].id}
-		if err := s.sweepBucket(ctx, ex, g.bucket, keys, byKey); err != nil {
-			s.logIndexError(ex, "cleaning", err.Error())
+		slices.Sort(keys)
+		var wg sync.WaitGroup
+		for i := 0; i < len(keys); i += sweepChunk {
+			chunk := keys[i:min(i+sweepChunk, len(keys))]
+			cleanupSlots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-cleanupSlots }()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				ex := &exchange{rt: g.rt, id: fs[0].id}
+				if err := s.sweepBucket(ctx, ex, g.bucket, chunk, byKey); err != nil {
+					s.logIndexError(ex, "cleaning", err.Error())
+				}
+			})
 		}
-		cancel()
-		<-cleanupSlots
+		wg.Wait()
 		for _, f := range fs {
 			s.writes.finish(g.bucket + "\x00" + f.key)
 			endWork()

@@ -36,8 +36,10 @@ type Objects interface {
 	// PutEmpty writes an empty object.
 	PutEmpty(ctx context.Context, bucket, name string) error
 	// List calls fn with the names of the objects under opts.Prefix, in
-	// order, until fn returns false or the listing ends.
-	List(ctx context.Context, bucket string, opts ListOptions, fn func(name string) bool) error
+	// order, until fn returns false or the listing ends; more reports
+	// that it stopped at opts.MaxPages with names after them (S3 may
+	// truncate a page short of MaxKeys).
+	List(ctx context.Context, bucket string, opts ListOptions, fn func(name string) bool) (more bool, err error)
 	// Remove removes the objects; it tries each, and reports the first
 	// failure.
 	Remove(ctx context.Context, bucket string, names []string) error
@@ -145,14 +147,7 @@ func (ix Index) EntriesOf(ctx context.Context, bucket string, keys []string) ([]
 	}
 	var out []Entry
 	err := r.List(ctx, keys, func(ctx context.Context, opts ListOptions, fn func(string) bool) (bool, error) {
-		// Under the index's prefix every name is passed to fn: a page
-		// that passed MaxKeys names may have more after it.
-		n := 0
-		err := ix.Objects.List(ctx, bucket, opts, func(name string) bool {
-			n++
-			return fn(name)
-		})
-		return opts.MaxKeys > 0 && n >= opts.MaxKeys, err
+		return ix.Objects.List(ctx, bucket, opts, fn)
 	}, func(_, name string) {
 		e, _ := ParseName(name)
 		out = append(out, e)
@@ -191,8 +186,7 @@ type Runs struct {
 	Alone func(k string) ListOptions       // how k's names are listed on their own
 }
 
-// A Lister lists names as Objects.List does, and reports whether the
-// listing may go on after what it listed (a full page).
+// A Lister lists names as Objects.List does.
 type Lister func(ctx context.Context, opts ListOptions, fn func(name string) bool) (more bool, err error)
 
 // List calls fn with each name of keys that list lists (a name may come
@@ -222,7 +216,14 @@ func (r Runs) List(ctx context.Context, keys []string, list Lister, fn func(key,
 		rest := keys[i:]
 		opts := ListOptions{Prefix: r.Base + commonPrefix(rest[0], rest[len(rest)-1]), StartAfter: r.After(rest[0]),
 			MaxKeys: min(1000, 2*len(rest)+2), MaxPages: 1}
-		n, ours, last, stop, past := 0, 0, "", r.End(rest[len(rest)-1]), false
+		// Past the greatest End of the keys left (not always the last
+		// key's: "k" sorts before "k b", its entries after), every key is
+		// covered.
+		stop := ""
+		for _, k := range rest {
+			stop = max(stop, r.End(k))
+		}
+		n, ours, last, past := 0, 0, "", false
 		more, err := list(ctx, opts, func(name string) bool {
 			if name > stop {
 				past = true // past the last key's names: every key covered
@@ -315,11 +316,12 @@ func (ix Index) Walk(ctx context.Context, bucket, prefix string, fn func(Entry) 
 // entries, until fn returns false or, when stopAfter is set, a name sorts
 // after it.
 func (ix Index) each(ctx context.Context, bucket string, opts ListOptions, stopAfter string, fn func(Entry) bool) error {
-	return ix.Objects.List(ctx, bucket, opts, func(name string) bool {
+	_, err := ix.Objects.List(ctx, bucket, opts, func(name string) bool {
 		if stopAfter != "" && name > stopAfter {
 			return false
 		}
 		e, ok := ParseName(name)
 		return !ok || fn(e)
 	})
+	return err
 }

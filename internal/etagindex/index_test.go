@@ -40,7 +40,7 @@ func (m *memObjects) PutEmpty(_ context.Context, bucket, name string) error {
 	return nil
 }
 
-func (m *memObjects) List(_ context.Context, bucket string, opts ListOptions, fn func(string) bool) error {
+func (m *memObjects) List(_ context.Context, bucket string, opts ListOptions, fn func(string) bool) (bool, error) {
 	m.lists = append(m.lists, opts)
 	var page []string // names and common prefixes, sorted
 	for k := range m.names {
@@ -65,10 +65,10 @@ func (m *memObjects) List(_ context.Context, bucket string, opts ListOptions, fn
 	for i, name := range page {
 		if i%size == 0 {
 			if opts.MaxPages > 0 && i/size == opts.MaxPages {
-				return nil
+				return true, nil
 			}
 			if i > 0 && m.failList != nil {
-				return m.failList
+				return false, m.failList
 			}
 			m.pages++
 		}
@@ -76,10 +76,10 @@ func (m *memObjects) List(_ context.Context, bucket string, opts ListOptions, fn
 			continue
 		}
 		if !fn(name) {
-			return nil
+			return false, nil
 		}
 	}
-	return nil
+	return false, nil
 }
 
 func (m *memObjects) Remove(_ context.Context, bucket string, names []string) error {
@@ -273,8 +273,8 @@ func TestEntriesOf(t *testing.T) {
 		}
 	}
 
-	// A key with more entries than the page: listed on its own; the keys
-	// after it share a listing again.
+	// A key with more entries than the page: it and the keys after it
+	// are listed on their own.
 	m, ix, a, _ = newIndex(t)
 	for i := range 20 {
 		write(t, ix, "k", fmt.Sprintf("u%02d", i), md5a, a)
@@ -284,6 +284,20 @@ func TestEntriesOf(t *testing.T) {
 	n, err = forgetAll(ix, []string{"m", "k", "l", "k"}, func(Entry) bool { return true })
 	if n != 22 || err != nil || len(m.names) != 0 {
 		t.Fatalf("a long key: forgetAll = %d, %v; %d names left", n, err, len(m.names))
+	}
+
+	// A key and a longer one with a space or a "(" after it: the
+	// shorter's entries sort after the longer's ("Report d41d8…" after
+	// "Report (1) …"), and are found too.
+	m, ix, a, _ = newIndex(t)
+	for _, k := range []string{"Report", "Report (1)", "a", "a b"} {
+		write(t, ix, k, "d41d8cd98f00b204e9800998ecf8427e", md5a, a)
+		write(t, ix, k, "0old", md5a, a)
+	}
+	write(t, ix, "z", "up", md5a, a) // a name after them all
+	n, err = forgetAll(ix, []string{"Report", "Report (1)", "a", "a b"}, func(Entry) bool { return true })
+	if n != 8 || err != nil || len(m.names) != 1 {
+		t.Fatalf("keys that prefix others: forgetAll = %d, %v; %d names left", n, err, len(m.names))
 	}
 
 	// Keys whose common bytes end inside a character: the prefix stops
@@ -393,9 +407,7 @@ func TestRunsOfObjects(t *testing.T) {
 		Alone: func(k string) ListOptions { return ListOptions{Prefix: k, MaxKeys: 1, MaxPages: 1} },
 	}
 	list := func(ctx context.Context, opts ListOptions, fn func(string) bool) (bool, error) {
-		n := 0
-		err := m.List(ctx, "bk", opts, func(name string) bool { n++; return fn(name) })
-		return opts.MaxKeys > 0 && n >= opts.MaxKeys, err
+		return m.List(ctx, "bk", opts, fn)
 	}
 	for _, c := range []struct {
 		keys  []string
@@ -403,10 +415,11 @@ func TestRunsOfObjects(t *testing.T) {
 		lists int
 	}{
 		{[]string{"a/1", "a/10", "a/2", "a/3"}, "a/1,a/10,a/2", 1},
-		// A page of 6 names, full at a/é: a/1 covered, a/é (its last
-		// name: there may be more) and b listed on their own, since
-		// the page held mostly other names.
-		{[]string{"a/é", "a/1"}, "a/1,a/é", 2},
+		// A page of 6 names under a/, the last of them: all covered.
+		{[]string{"a/é", "a/1"}, "a/1,a/é", 1},
+		// A page of 6 names, full at a/é with b after it: a/1
+		// covered, then b listed on its own, since the page held
+		// mostly other names.
 		{[]string{"a/1", "b"}, "a/1,b", 2},
 		{[]string{"a/11"}, "a/11", 1},
 		{[]string{"a/3"}, "", 1},
