@@ -184,7 +184,7 @@ func (b *bench) networkReport(p func(string, ...any), m func(string) float64) {
 	// writes (the entry, then the listing of stale ones), etags upstream
 	// none.
 	p("Upstream TLS handshakes over the small-object runs (4 KiB at 1 and 32 clients, the 64 KiB files at 8): the direct client's connections (each one handshake), the proxies' `ssec_proxy_upstream_tls_handshakes_total`.\n\n")
-	p("| | direct | etags md5 | etags upstream | targets: the connections the pool needs: etags upstream ≤ 1.1 × direct, etags md5 ≤ 3 × direct (two index requests behind each write) |\n|---|---:|---:|---:|---|\n")
+	p("| | direct | etags md5 | etags upstream | targets: the connections the pool needs: etags upstream ≤ 1.1 × direct, etags md5 ≤ 3 × direct (the index requests behind the writes) |\n|---|---:|---:|---:|---|\n")
 	dh, mh, uh := m(d+"handshakes-total"), m(md5+"handshakes-total"), m(up+"handshakes-total")
 	p("| handshakes | %.0f | %.0f | %.0f | %s; %s |\n", dh, mh, uh, b.verdict(uh <= 1.1*dh, "upstream"), b.verdict(mh <= 3*dh, "md5"))
 	p("| per 1,000 requests | %.1f | %.1f | %.1f | |\n\n", m(d+"handshakes"), m(md5+"handshakes"), m(up+"handshakes"))
