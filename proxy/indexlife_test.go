@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestKeyWritesKeepTheNewest: a clean-up of a key's entries that began
@@ -91,5 +92,55 @@ func TestRemoveEntries(t *testing.T) {
 		if xmlText(c.s) != c.ok {
 			t.Errorf("xmlText(%q) = %v", c.s, !c.ok)
 		}
+	}
+}
+
+// TestForgetsAreBounded: with maxForgets clean-ups waiting (a slow
+// upstream), one more holds its request until one of them is done
+// (back-pressure: memory bounded), and is then taken, not dropped.
+func TestForgetsAreBounded(t *testing.T) {
+	p := newTestProxy(t)
+	ex := &exchange{rt: p.h.rt.Load(), id: "req"}
+	if !ex.rt.md5ETags {
+		t.Fatal("the test config has no MD5 ETags")
+	}
+	for range maxForgets {
+		forgetSlots <- struct{}{}
+	}
+	defer func() { // the test's own: the clean-up's went when it finished
+		for len(forgetSlots) > 0 {
+			<-forgetSlots
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		p.h.forgetEntries(ex, "enc", "k", "")
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("a clean-up was taken past the bound")
+	case <-time.After(100 * time.Millisecond):
+	}
+	<-forgetSlots // one of the others is done
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the clean-up waited on after room was made")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	DrainCleanups(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("the clean-up taken never finished")
+	}
+	listed := false
+	for _, r := range p.up.all() {
+		if r.Method == http.MethodGet && strings.Contains(r.Query, "etags%2Fk") {
+			listed = true
+		}
+	}
+	if !listed {
+		t.Error("the clean-up taken after the wait did not run (no listing of k's entries)")
 	}
 }
