@@ -402,3 +402,38 @@ func TestCleanupsAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestCleanupOfAControlCharacterKey: a key with a control character (XML
+// cannot carry it, so the index is listed URL-encoded) has its entry
+// removed with its object, and does not keep the clean-up of the keys
+// around it, which share its listing, from running.
+func TestCleanupOfAControlCharacterKey(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	mc := viaProxy(t, true)
+	prefix := uniqueKey(t, "ctl/") + "/"
+	keys := []string{prefix + "a", prefix + "b\x01c", prefix + "d"}
+	objs := make(chan minio.ObjectInfo, len(keys))
+	for _, k := range keys {
+		if _, err := mc.PutObject(ctx, "enc", k, bytes.NewReader([]byte(k)), int64(len(k)), minio.PutObjectOptions{}); err != nil {
+			t.Fatalf("put %q: %v", k, err)
+		}
+		objs <- minio.ObjectInfo{Key: k}
+	}
+	close(objs)
+	settle(t)
+	if got := len(reservedUnder(t, "enc", ".ssec-proxy/etags/"+prefix)); got != len(keys) {
+		t.Fatalf("%d entries, want %d", got, len(keys))
+	}
+	st, err := mc.StatObject(ctx, "enc", keys[1], minio.StatObjectOptions{})
+	if err != nil || st.ETag != md5hex([]byte(keys[1])) {
+		t.Errorf("the control-character key's ETag %q (%v), want its MD5", st.ETag, err)
+	}
+	for e := range mc.RemoveObjects(ctx, "enc", objs, minio.RemoveObjectsOptions{}) {
+		t.Fatalf("removing %q: %v", e.ObjectName, e.Err)
+	}
+	settle(t)
+	if left := reservedUnder(t, "enc", ".ssec-proxy/etags/"+prefix); len(left) != 0 {
+		t.Errorf("entries left after their objects were deleted: %q", left)
+	}
+}

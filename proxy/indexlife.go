@@ -142,11 +142,21 @@ func (w *keyWrites) begin(k string) uint64 {
 	return w.last[k].seq
 }
 
-// wait waits for k's entry writes under way.
-func (w *keyWrites) wait(k string) {
+// waitUntil waits for k's entry writes under way, until deadline.
+func (w *keyWrites) waitUntil(k string, deadline time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.n[k] > 0 {
+	if w.n[k] == 0 {
+		return
+	}
+	// A sync.Cond has no deadline: a timer wakes the waiters at it.
+	t := time.AfterFunc(time.Until(deadline), func() {
+		w.mu.Lock()
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	})
+	defer t.Stop()
+	for w.n[k] > 0 && time.Now().Before(deadline) {
 		w.cond.Wait()
 	}
 }

@@ -18,7 +18,7 @@ func TestKeyWritesKeepTheNewest(t *testing.T) {
 	w := newKeyWrites()
 	const k = "b\x00key"
 	settle := func(k string, since uint64, keep string) string { // as a sweep does
-		w.wait(k)
+		w.waitUntil(k, time.Now().Add(time.Second))
 		defer w.finish(k)
 		return w.keepOf(k, since, keep)
 	}
@@ -52,6 +52,13 @@ func TestKeyWritesKeepTheNewest(t *testing.T) {
 	}
 	if len(w.n)+len(w.users)+len(w.last) != 0 {
 		t.Errorf("left behind: %v %v %v", w.n, w.users, w.last)
+	}
+	// A write that never ends holds a sweep only until its deadline.
+	w.start(k, "B")
+	t0 := time.Now()
+	w.waitUntil(k, t0.Add(50*time.Millisecond))
+	if d := time.Since(t0); d < 50*time.Millisecond || d > 5*time.Second {
+		t.Errorf("waited %v for a write that never ends, want the 50 ms deadline", d)
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -62,7 +63,9 @@ func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 	}
 	token := ""
 	for page := 0; opts.MaxPages == 0 || page < opts.MaxPages; page++ {
-		q := url.Values{"list-type": {"2"}, "prefix": {opts.Prefix}}
+		// URL-encoded: an entry of a key with a character XML cannot
+		// hold (a control character) is listed too.
+		q := url.Values{"list-type": {"2"}, "prefix": {opts.Prefix}, "encoding-type": {"url"}}
 		if opts.Delimiter != "" {
 			q.Set("delimiter", opts.Delimiter)
 		}
@@ -85,8 +88,9 @@ func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 			return false, errIndex(resp.Status)
 		}
 		// The listing scanner (listing.go); under the reserved prefix,
-		// every key is a reserved one.
-		res, err := parseListing(body, false)
+		// every key is a reserved one. Decoded only if the upstream says
+		// it encoded.
+		res, err := parseListing(body, urlEncodedListing(body))
 		if err != nil {
 			return false, errIndex("listing: " + err.Error())
 		}
@@ -95,12 +99,21 @@ func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 				return false, nil
 			}
 		}
-		if !res.truncated || res.nextToken == "" {
+		if !res.truncated {
 			return false, nil
+		}
+		if res.nextToken == "" {
+			return true, nil // truncated with no token to go on with
 		}
 		token = res.nextToken
 	}
 	return true, nil // truncated at MaxPages
+}
+
+// urlEncodedListing reports a listing page whose keys the upstream says
+// it URL-encoded.
+func urlEncodedListing(body []byte) bool {
+	return bytes.Contains(body, []byte("<EncodingType>url</EncodingType>"))
 }
 
 // xmlText reports whether XML 1.0 can carry s as character data.

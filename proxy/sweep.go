@@ -1,10 +1,10 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -132,7 +132,7 @@ func (s *Server) currentETags(ctx context.Context, ex *exchange, bucket string, 
 			return k[:len(k)-n]
 		},
 		End:   func(k string) string { return k },
-		Owner: func(name string) (string, bool) { return name, true },
+		Owner: func(name string) (string, bool) { return name, !reservedKey(name) },
 		Alone: func(k string) etagindex.ListOptions { return etagindex.ListOptions{Prefix: k, MaxKeys: 1, MaxPages: 1} },
 	}
 	list := func(ctx context.Context, opts etagindex.ListOptions, fn func(string) bool) (bool, error) {
@@ -154,14 +154,24 @@ func (s *Server) currentETags(ctx context.Context, ex *exchange, bucket string, 
 			return false, errIndex("listing objects: " + resp.Status)
 		}
 		// Decoded only if the upstream says it encoded ("a+b" is not "a b").
-		res, err := parseListing(body, bytes.Contains(body, []byte("<EncodingType>url</EncodingType>")))
+		res, err := parseListing(body, urlEncodedListing(body))
 		if err != nil {
 			return false, errIndex("listing objects: " + err.Error())
 		}
-		for _, o := range res.objects {
-			etags[o.key] = unquote(o.etag)
-			if !fn(o.key) {
-				break
+		// Every name of the page, in order (the index's too: they move
+		// the page's end on), each once.
+		i, j := 0, 0
+		for i < len(res.objects) || j < len(res.reserved) {
+			var name string
+			if j >= len(res.reserved) || i < len(res.objects) && res.objects[i].key < res.reserved[j] {
+				name = res.objects[i].key
+				etags[name] = unquote(res.objects[i].etag)
+				i++
+			} else {
+				name, j = res.reserved[j], j+1
+			}
+			if !fn(name) {
+				return false, nil
 			}
 		}
 		return res.truncated, nil
@@ -181,50 +191,58 @@ func (s *Server) sweepPending() {
 	}
 }
 
-// sweepNow runs clean-ups: per bucket (and config), after this instance's
-// entry writes of their keys (else a delete right after a write could
-// list before the write's entry lands, and leave it stale), a sweepBucket
-// per chunk of sweepChunk neighbouring keys.
+// writesWait bounds how long a sweep waits for this instance's entry
+// writes of a key (one that is written again and again may always have
+// one under way): past it the sweep goes on (an entry that lands after
+// the listing is left for index gc; none is removed that is current).
+const writesWait = 10 * time.Second
+
+// sweepNow runs clean-ups: per bucket (and config) and chunk of
+// sweepChunk neighbouring keys, side by side, after this instance's entry
+// writes of their keys (else a delete right after a write could list
+// before the write's entry lands, and leave it stale), a sweepBucket on a
+// cleanup slot. A chunk's clean-ups end with it: a slow key holds only its
+// own chunk.
 func (s *Server) sweepNow(fs []forget) {
 	type group struct {
 		rt     *runtime
 		bucket string
 	}
-	groups := map[group][]forget{}
+	groups := map[group]map[string][]forget{}
 	for _, f := range fs {
 		g := group{f.rt, f.bucket}
-		groups[g] = append(groups[g], f)
-	}
-	for g, fs := range groups {
-		byKey := map[string][]forget{}
-		keys := make([]string, 0, len(fs))
-		for _, f := range fs {
-			if byKey[f.key] == nil {
-				keys = append(keys, f.key)
-			}
-			byKey[f.key] = append(byKey[f.key], f)
-			s.writes.wait(g.bucket + "\x00" + f.key) // not holding a slot: the writes may need one
+		if groups[g] == nil {
+			groups[g] = map[string][]forget{}
 		}
-		slices.Sort(keys)
-		var wg sync.WaitGroup
+		groups[g][f.key] = append(groups[g][f.key], f)
+	}
+	var wg sync.WaitGroup
+	for g, byKey := range groups {
+		keys := slices.Sorted(maps.Keys(byKey))
 		for i := 0; i < len(keys); i += sweepChunk {
 			chunk := keys[i:min(i+sweepChunk, len(keys))]
-			cleanupSlots <- struct{}{}
 			wg.Go(func() {
-				defer func() { <-cleanupSlots }()
+				deadline := time.Now().Add(writesWait)
+				for _, k := range chunk {
+					s.writes.waitUntil(g.bucket+"\x00"+k, deadline) // no slot held: the writes may need one
+				}
+				cleanupSlots <- struct{}{}
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				ex := &exchange{rt: g.rt, id: fs[0].id}
+				ex := &exchange{rt: g.rt, id: byKey[chunk[0]][0].id}
 				if err := s.sweepBucket(ctx, ex, g.bucket, chunk, byKey); err != nil {
 					s.logIndexError(ex, "cleaning", err.Error())
 				}
+				cancel()
+				<-cleanupSlots
+				for _, k := range chunk {
+					for range byKey[k] {
+						s.writes.finish(g.bucket + "\x00" + k)
+						endWork()
+						<-forgetSlots
+					}
+				}
 			})
 		}
-		wg.Wait()
-		for _, f := range fs {
-			s.writes.finish(g.bucket + "\x00" + f.key)
-			endWork()
-			<-forgetSlots
-		}
 	}
+	wg.Wait()
 }

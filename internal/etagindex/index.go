@@ -2,7 +2,9 @@ package etagindex
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -224,7 +226,14 @@ func (r Runs) List(ctx context.Context, keys []string, list Lister, fn func(key,
 			stop = max(stop, r.End(k))
 		}
 		n, ours, last, past := 0, 0, "", false
+		var disorder error
 		more, err := list(ctx, opts, func(name string) bool {
+			if n > 0 && name <= last {
+				// What covers a key is the order: a listing out of it
+				// could make a key look covered, and absent.
+				disorder = errors.New("etagindex: the upstream listed " + strconv.Quote(name) + " after " + strconv.Quote(last))
+				return false
+			}
 			if name > stop {
 				past = true // past the last key's names: every key covered
 				return false
@@ -236,6 +245,9 @@ func (r Runs) List(ctx context.Context, keys []string, list Lister, fn func(key,
 			}
 			return true
 		})
+		if err == nil {
+			err = disorder
+		}
 		if err != nil {
 			return err
 		}

@@ -441,3 +441,28 @@ func TestRunsOfObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestRunsRefuseDisorder: a shared page whose names do not increase is an
+// error, not a coverage (what is not listed before a later name would be
+// taken as absent: for objects, as gone).
+func TestRunsRefuseDisorder(t *testing.T) {
+	r := Runs{
+		After: func(k string) string { return k[:len(k)-1] },
+		End:   func(k string) string { return k },
+		Owner: func(name string) (string, bool) { return name, true },
+		Alone: func(k string) ListOptions { return ListOptions{Prefix: k, MaxKeys: 1, MaxPages: 1} },
+	}
+	list := func(_ context.Context, _ ListOptions, fn func(string) bool) (bool, error) {
+		for _, n := range []string{"b", "c", "a"} {
+			if !fn(n) {
+				break
+			}
+		}
+		return false, nil
+	}
+	var found []string
+	err := r.List(context.Background(), []string{"a", "b", "c"}, list, func(k, _ string) { found = append(found, k) })
+	if err == nil || !strings.Contains(err.Error(), "after") {
+		t.Errorf("a page out of order: err %v (found %q)", err, found)
+	}
+}
