@@ -17,8 +17,9 @@ import (
 )
 
 // The clean-ups of index entries (indexlife.go) are swept together: those
-// answered within sweepWindow of each other share their listings and one
-// DeleteObjects (etagindex.ForgetAll). A backup tool that writes or
+// answered within sweepWindow of each other share their listings
+// (etagindex.EntriesOf; the objects', for etagindex.Stale) and one
+// DeleteObjects. A backup tool that writes or
 // deletes many keys in order then costs about one listing per window, not
 // one per object: a PUT with MD5 ETags is two upstream requests (the
 // object and its entry), a DELETE about one.
@@ -216,12 +217,11 @@ func (s *Server) sweepNow(fs []forget) {
 		}
 		groups[g][f.key] = append(groups[g][f.key], f)
 	}
-	var wg sync.WaitGroup
 	for g, byKey := range groups {
 		keys := slices.Sorted(maps.Keys(byKey))
 		for i := 0; i < len(keys); i += sweepChunk {
 			chunk := keys[i:min(i+sweepChunk, len(keys))]
-			wg.Go(func() {
+			go func() {
 				deadline := time.Now().Add(writesWait)
 				for _, k := range chunk {
 					s.writes.waitUntil(g.bucket+"\x00"+k, deadline) // no slot held: the writes may need one
@@ -241,8 +241,7 @@ func (s *Server) sweepNow(fs []forget) {
 						<-forgetSlots
 					}
 				}
-			})
+			}()
 		}
 	}
-	wg.Wait()
 }
