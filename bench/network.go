@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -247,7 +248,11 @@ func (b *bench) network(ctx context.Context) error {
 	requests := 0
 	var handshakes []float64
 	for r := 0; r < b.o.netRounds; r++ {
-		for _, e := range eps {
+		// Each round starts with the next endpoint (A B C, B C A, C A B):
+		// what follows what (MinIO still busy with the files just
+		// written, say) falls on each in turn.
+		order := slices.Concat(eps[r%len(eps):], eps[:r%len(eps)])
+		for _, e := range order {
 			pre := "net/" + e.name + "/"
 			for _, op := range []string{"put", "get"} {
 				t0 := time.Now()
@@ -272,7 +277,7 @@ func (b *bench) network(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, e := range eps {
+		for _, e := range order {
 			pre := "net/" + e.name + "/"
 			for _, run := range []struct {
 				name string

@@ -157,7 +157,7 @@ func (b *bench) networkReport(p func(string, ...any), m func(string) float64) {
 	d := "net/direct/"
 	md5, up := "net/"+b.net.proxies[0].e.name+"/", "net/"+b.net.proxies[1].e.name+"/"
 	p("## 5. Over a network: %s\n\n", b.o.link)
-	p("The link is between the upstream and everything that talks to it: the direct client, and each proxy (the client to proxy leg stays on loopback, as with a sidecar). %d round(s), direct, proxy with `etags: md5`, proxy with `etags: upstream`, in turn; medians.\n\n", b.o.netRounds)
+	p("The link is between the upstream and everything that talks to it: the direct client, and each proxy (the client to proxy leg stays on loopback, as with a sidecar). %d round(s), direct, proxy with `etags: md5`, proxy with `etags: upstream`, in turn, each round starting with the next (A B C, B C A, C A B); medians.\n\n", b.o.netRounds)
 	p("| %s object | direct MB/s | proxy, etags md5 (÷ direct) | proxy, etags upstream (÷ direct) | target, etags md5 |\n|---|---:|---:|---:|---|\n", size(b.o.netLarge))
 	for _, op := range []string{"put", "get"} {
 		dv, mv, uv := m(d+"large/"+op), m(md5+"large/"+op), m(up+"large/"+op)
