@@ -271,8 +271,9 @@ func TestLifecycleRulesThroughTheProxy(t *testing.T) {
 }
 
 // indexRequests counts the upstream requests a proxy makes for the ETag
-// index's clean-ups: listings under it, listings of the user's objects,
-// DeleteObjects, and DeleteObject of one of its entries.
+// index's clean-ups: listings under it, listings of the user's objects
+// (of their versions), DeleteObjects, and DeleteObject of one of its
+// entries.
 type indexRequests struct {
 	next                                   http.RoundTripper
 	lists, objectLists, multiDeletes, dels atomic.Int32
@@ -283,7 +284,7 @@ func (c *indexRequests) RoundTrip(r *http.Request) (*http.Response, error) {
 	switch {
 	case r.Method == http.MethodGet && q.Has("list-type") && strings.HasPrefix(q.Get("prefix"), ".ssec-proxy/etags/"):
 		c.lists.Add(1)
-	case r.Method == http.MethodGet && q.Has("list-type"):
+	case r.Method == http.MethodGet && (q.Has("list-type") || q.Has("versions")):
 		c.objectLists.Add(1)
 	case r.Method == http.MethodPost && q.Has("delete"):
 		c.multiDeletes.Add(1)
@@ -435,5 +436,60 @@ func TestCleanupOfAControlCharacterKey(t *testing.T) {
 	settle(t)
 	if left := reservedUnder(t, "enc", ".ssec-proxy/etags/"+prefix); len(left) != 0 {
 		t.Errorf("entries left after their objects were deleted: %q", left)
+	}
+}
+
+// TestIndexEntriesWithVersioningSuspended: with versioning suspended, an
+// overwrite or a delete answers version "null" and its clean-up runs, but
+// the versions made before the suspension remain, and so must their
+// entries: a clean-up removes only entries whose ETag no version has.
+func TestIndexEntriesWithVersioningSuspended(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	bucket := newBucket(t, "susp-", true)
+	mc := viaProxy(t, true)
+	const k = "star/s"
+	put := func(data string) string {
+		t.Helper()
+		info, err := mc.PutObject(ctx, bucket, k, strings.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatalf("put %s: %v", data, err)
+		}
+		return info.VersionID
+	}
+	v1 := put("one")
+	if err := direct(t).SuspendVersioning(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	put("two") // the "null" version
+	settle(t)
+	if n := len(entriesOf(t, bucket, k)); n != 2 {
+		t.Errorf("%d entries after an overwrite with versioning suspended, want both versions'", n)
+	}
+	etagOf := func(version string) string {
+		t.Helper()
+		st, err := viaProxy(t, true).StatObject(ctx, bucket, k, minio.StatObjectOptions{VersionID: version})
+		if err != nil {
+			t.Fatalf("stat version %q: %v", version, err)
+		}
+		return st.ETag
+	}
+	if got := etagOf(v1); got != md5hex([]byte("one")) {
+		t.Errorf("version one's ETag %s, want its MD5", got)
+	}
+	if got := etagOf(""); got != md5hex([]byte("two")) {
+		t.Errorf("the current version's ETag %s, want its MD5", got)
+	}
+	// A delete: a "null" delete marker takes the place of version two;
+	// version one remains, and so does its entry.
+	if err := mc.RemoveObject(ctx, bucket, k, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t)
+	if es := entriesOf(t, bucket, k); len(es) != 1 {
+		t.Errorf("%d entries after the delete, want version one's", len(es))
+	}
+	if got := etagOf(v1); got != md5hex([]byte("one")) {
+		t.Errorf("version one's ETag %s after the delete, want its MD5", got)
 	}
 }

@@ -86,10 +86,11 @@ func (s *Server) forgetEntries(ex *exchange, bucket, key, keep string) {
 // sweepBucket removes the stale entries of keys of bucket. It lists their
 // entries; those a clean-up would remove (each keeps the entry of the
 // newest write of its key this instance answered since it began) are
-// checked against the objects as listed after them (etagindex.Stale): an
-// entry whose object is still current stays, whichever instance wrote it
-// (another instance's overwrite answered after this one's), and a
-// clean-up that finds nothing to remove lists no objects (a new key).
+// checked against the objects' versions as listed after them
+// (etagindex.Stale): an entry that a version still has stays, whichever
+// instance wrote it (another instance's overwrite answered after this
+// one's; a version from before versioning was suspended), and a clean-up
+// that finds nothing to remove lists no objects (a new key).
 func (s *Server) sweepBucket(ctx context.Context, ex *exchange, bucket string, keys []string, byKey map[string][]forget) error {
 	ix := s.index(ex)
 	entries, err := ix.EntriesOf(ctx, bucket, keys)
@@ -112,21 +113,24 @@ func (s *Server) sweepBucket(ctx context.Context, ex *exchange, bucket string, k
 	if len(maybe) == 0 {
 		return err
 	}
-	current, cerr := s.currentETags(ctx, ex, bucket, of)
+	versions, cerr := s.versionETags(ctx, ex, bucket, of)
 	if cerr != nil {
 		return errors.Join(err, cerr) // nothing removed on a doubt
 	}
-	if stale := etagindex.Stale(maybe, current); len(stale) > 0 {
+	if stale := etagindex.Stale(maybe, versions); len(stale) > 0 {
 		return errors.Join(err, ix.Remove(ctx, bucket, stale...))
 	}
 	return err
 }
 
-// currentETags lists the objects of keys in bucket (etagindex.Runs over
-// the bucket's listing): their upstream ETags by key; an object not
-// there has none.
-func (s *Server) currentETags(ctx context.Context, ex *exchange, bucket string, keys []string) (map[string]string, error) {
-	etags := map[string]string{}
+// versionETags lists the versions of the objects of keys in bucket
+// (etagindex.Runs over ListObjectVersions; a bucket without versions has
+// one each): the upstream ETags of each key's versions; an object not
+// there has none. A key with more versions than a page holds (1,000; 100
+// when it is listed on its own) has its first ones listed (an entry of an
+// older one may then go: its ETag falls back to the upstream's).
+func (s *Server) versionETags(ctx context.Context, ex *exchange, bucket string, keys []string) (map[string]map[string]bool, error) {
+	etags := map[string]map[string]bool{}
 	r := etagindex.Runs{
 		After: func(k string) string { // k less its last character: before k, after every key before k
 			_, n := utf8.DecodeLastRuneInString(k)
@@ -134,13 +138,15 @@ func (s *Server) currentETags(ctx context.Context, ex *exchange, bucket string, 
 		},
 		End:   func(k string) string { return k },
 		Owner: func(name string) (string, bool) { return name, !reservedKey(name) },
-		Alone: func(k string) etagindex.ListOptions { return etagindex.ListOptions{Prefix: k, MaxKeys: 1, MaxPages: 1} },
+		Alone: func(k string) etagindex.ListOptions {
+			return etagindex.ListOptions{Prefix: k, MaxKeys: 100, MaxPages: 1}
+		},
 	}
 	list := func(ctx context.Context, opts etagindex.ListOptions, fn func(string) bool) (bool, error) {
 		// URL-encoded: keys with characters XML cannot hold.
-		q := url.Values{"list-type": {"2"}, "prefix": {opts.Prefix}, "encoding-type": {"url"}}
+		q := url.Values{"versions": {""}, "prefix": {opts.Prefix}, "encoding-type": {"url"}}
 		if opts.StartAfter != "" {
-			q.Set("start-after", opts.StartAfter)
+			q.Set("key-marker", opts.StartAfter) // after it, as start-after
 		}
 		if opts.MaxKeys > 0 {
 			q.Set("max-keys", strconv.Itoa(opts.MaxKeys))
@@ -160,17 +166,25 @@ func (s *Server) currentETags(ctx context.Context, ex *exchange, bucket string, 
 			return false, errIndex("listing objects: " + err.Error())
 		}
 		// Every name of the page, in order (the index's too: they move
-		// the page's end on), each once.
-		i, j := 0, 0
+		// the page's end on), each once: a key's versions follow each
+		// other.
+		i, j, prev := 0, 0, ""
 		for i < len(res.objects) || j < len(res.reserved) {
 			var name string
 			if j >= len(res.reserved) || i < len(res.objects) && res.objects[i].key < res.reserved[j] {
 				name = res.objects[i].key
-				etags[name] = unquote(res.objects[i].etag)
+				if etags[name] == nil {
+					etags[name] = map[string]bool{}
+				}
+				etags[name][unquote(res.objects[i].etag)] = true // a delete marker's is ""
 				i++
 			} else {
 				name, j = res.reserved[j], j+1
 			}
+			if name == prev {
+				continue
+			}
+			prev = name
 			if !fn(name) {
 				return false, nil
 			}

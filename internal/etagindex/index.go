@@ -157,16 +157,16 @@ func (ix Index) EntriesOf(ctx context.Context, bucket string, keys []string) ([]
 	return out, err
 }
 
-// Stale is what of entries, listed before current was (the upstream
-// ETags of their objects as listed after them; no key: no object), a
-// bucket without versions no longer needs: an entry whose object is gone
-// or now has another upstream ETag. (An entry listed was written after its
-// object; if that object is not current after it, it was replaced or
-// deleted since.)
-func Stale(entries []Entry, current map[string]string) []Entry {
+// Stale is what of entries, listed before versions was (the upstream
+// ETags of every version of their objects, as listed after them), no
+// longer describes any version: its object is gone, or was replaced and
+// no version with its ETag remains. (An entry listed was written after its
+// object; if no version with its ETag is there after it, that object was
+// replaced or deleted since.)
+func Stale(entries []Entry, versions map[string]map[string]bool) []Entry {
 	var out []Entry
 	for _, e := range entries {
-		if up, ok := current[e.Key]; !ok || up != e.UpstreamETag {
+		if !versions[e.Key][e.UpstreamETag] {
 			out = append(out, e)
 		}
 	}

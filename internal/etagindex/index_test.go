@@ -313,11 +313,11 @@ func TestEntriesOf(t *testing.T) {
 	}
 }
 
-// TestStale: an entry goes when its object is gone or has another
-// upstream ETag now.
+// TestStale: an entry goes when its object is gone, or when no version of
+// it has the entry's upstream ETag.
 func TestStale(t *testing.T) {
-	es := []Entry{{"a", "u1", "s"}, {"a", "u2", "s"}, {"b", "u1", "s"}, {"c", "u1", "s"}}
-	got := Stale(es, map[string]string{"a": "u2", "c": "u1"})
+	es := []Entry{{"a", "u1", "s"}, {"a", "u2", "s"}, {"b", "u1", "s"}, {"c", "u1", "s"}, {"c", "u0", "s"}}
+	got := Stale(es, map[string]map[string]bool{"a": {"u2": true}, "c": {"u1": true, "u0": true}})
 	if len(got) != 2 || got[0] != es[0] || got[1] != es[2] {
 		t.Errorf("Stale = %v", got)
 	}
