@@ -493,3 +493,41 @@ func TestIndexEntriesWithVersioningSuspended(t *testing.T) {
 		t.Errorf("version one's ETag %s after the delete, want its MD5", got)
 	}
 }
+
+// TestCleanupOfAKeyWithManyVersions: a key with more versions than the
+// clean-up's listing page holds (100 when it is listed on its own) keeps
+// the entries of the versions it did not see: a clean-up removes nothing
+// of a key it could not judge whole.
+func TestCleanupOfAKeyWithManyVersions(t *testing.T) {
+	buckets(t)
+	ctx := context.Background()
+	bucket := newBucket(t, "many-", true)
+	mc := viaProxy(t, true)
+	const k = "star/m"
+	var first string
+	for i := range 120 {
+		data := fmt.Sprintf("version %d", i)
+		info, err := mc.PutObject(ctx, bucket, k, strings.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = info.VersionID
+		}
+	}
+	if err := direct(t).SuspendVersioning(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.PutObject(ctx, bucket, k, strings.NewReader("null"), 4, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t)
+	if n := len(entriesOf(t, bucket, k)); n != 121 {
+		t.Errorf("%d entries for 121 versions, want 121", n)
+	}
+	other, _ := startProxy(t, nil) // no cache of the entries
+	st, err := minioClient(t, other).StatObject(ctx, bucket, k, minio.StatObjectOptions{VersionID: first})
+	if err != nil || st.ETag != md5hex([]byte("version 0")) {
+		t.Errorf("the oldest version's ETag %q (%v), want its MD5", st.ETag, err)
+	}
+}

@@ -113,10 +113,11 @@ func (s *Server) sweepBucket(ctx context.Context, ex *exchange, bucket string, k
 	if len(maybe) == 0 {
 		return err
 	}
-	versions, cerr := s.versionETags(ctx, ex, bucket, of)
+	versions, partial, cerr := s.versionETags(ctx, ex, bucket, of)
 	if cerr != nil {
 		return errors.Join(err, cerr) // nothing removed on a doubt
 	}
+	maybe = slices.DeleteFunc(maybe, func(e etagindex.Entry) bool { return partial[e.Key] }) // nor here
 	if stale := etagindex.Stale(maybe, versions); len(stale) > 0 {
 		return errors.Join(err, ix.Remove(ctx, bucket, stale...))
 	}
@@ -126,11 +127,12 @@ func (s *Server) sweepBucket(ctx context.Context, ex *exchange, bucket string, k
 // versionETags lists the versions of the objects of keys in bucket
 // (etagindex.Runs over ListObjectVersions; a bucket without versions has
 // one each): the upstream ETags of each key's versions; an object not
-// there has none. A key with more versions than a page holds (1,000; 100
-// when it is listed on its own) has its first ones listed (an entry of an
-// older one may then go: its ETag falls back to the upstream's).
-func (s *Server) versionETags(ctx context.Context, ex *exchange, bucket string, keys []string) (map[string]map[string]bool, error) {
-	etags := map[string]map[string]bool{}
+// there has none. partial names the keys whose versions it did not all
+// see (more than a page holds: the last key of a truncated page, never
+// listed whole after it), which cannot be judged.
+func (s *Server) versionETags(ctx context.Context, ex *exchange, bucket string, keys []string) (etags map[string]map[string]bool, partial map[string]bool, err error) {
+	etags, partial = map[string]map[string]bool{}, map[string]bool{}
+	whole := map[string]bool{}
 	r := etagindex.Runs{
 		After: func(k string) string { // k less its last character: before k, after every key before k
 			_, n := utf8.DecodeLastRuneInString(k)
@@ -165,6 +167,23 @@ func (s *Server) versionETags(ctx context.Context, ex *exchange, bucket string, 
 		if err != nil {
 			return false, errIndex("listing objects: " + err.Error())
 		}
+		// Every page starts before a key's first version: a key's
+		// versions in it are all of them, but for the page's last name
+		// when it is truncated.
+		end := ""
+		if n := len(res.objects); n > 0 {
+			end = res.objects[n-1].key
+		}
+		if n := len(res.reserved); n > 0 {
+			end = max(end, res.reserved[n-1])
+		}
+		for _, o := range res.objects {
+			if res.truncated && o.key == end {
+				partial[o.key] = true
+			} else {
+				whole[o.key] = true
+			}
+		}
 		// Every name of the page, in order (the index's too: they move
 		// the page's end on), each once: a key's versions follow each
 		// other.
@@ -173,10 +192,12 @@ func (s *Server) versionETags(ctx context.Context, ex *exchange, bucket string, 
 			var name string
 			if j >= len(res.reserved) || i < len(res.objects) && res.objects[i].key < res.reserved[j] {
 				name = res.objects[i].key
-				if etags[name] == nil {
-					etags[name] = map[string]bool{}
+				if up := unquote(res.objects[i].etag); up != "" { // a delete marker has none
+					if etags[name] == nil {
+						etags[name] = map[string]bool{}
+					}
+					etags[name][up] = true
 				}
-				etags[name][unquote(res.objects[i].etag)] = true // a delete marker's is ""
 				i++
 			} else {
 				name, j = res.reserved[j], j+1
@@ -191,8 +212,11 @@ func (s *Server) versionETags(ctx context.Context, ex *exchange, bucket string, 
 		}
 		return res.truncated, nil
 	}
-	err := r.List(ctx, keys, list, func(string, string) {})
-	return etags, err
+	err = r.List(ctx, keys, list, func(string, string) {})
+	for k := range whole {
+		delete(partial, k)
+	}
+	return etags, partial, err
 }
 
 // sweepPending sweeps what is pending (the window of its first is over).
