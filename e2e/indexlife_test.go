@@ -115,6 +115,17 @@ func emptyBucketWithEntries(t *testing.T, name string) []byte {
 	return data
 }
 
+// versionETag is the ETag a client reads through the proxy of a version
+// of bucket/key ("": the current one).
+func versionETag(t *testing.T, bucket, key, version string) string {
+	t.Helper()
+	st, err := viaProxy(t, true).StatObject(context.Background(), bucket, key, minio.StatObjectOptions{VersionID: version})
+	if err != nil {
+		t.Fatalf("stat version %q of %s: %v", version, key, err)
+	}
+	return st.ETag
+}
+
 func bucketGone(t *testing.T, name string) bool {
 	ok, err := direct(t).BucketExists(context.Background(), name)
 	return err == nil && !ok
@@ -179,14 +190,7 @@ func TestIndexEntriesInAVersionedBucket(t *testing.T) {
 	if n := len(entriesOf(t, bucket, k)); n != 2 {
 		t.Fatalf("%d entries for two versions, want 2", n)
 	}
-	etagOf := func(version string) string {
-		t.Helper()
-		st, err := viaProxy(t, true).StatObject(ctx, bucket, k, minio.StatObjectOptions{VersionID: version})
-		if err != nil {
-			t.Fatalf("stat version %s: %v", version, err)
-		}
-		return st.ETag
-	}
+	etagOf := func(version string) string { t.Helper(); return versionETag(t, bucket, k, version) }
 	if etagOf(ids[0]) != md5hex([]byte("one")) || etagOf(ids[1]) != md5hex([]byte("two")) {
 		t.Errorf("versions' ETags %s, %s; want the MD5s of their data", etagOf(ids[0]), etagOf(ids[1]))
 	}
@@ -466,14 +470,7 @@ func TestIndexEntriesWithVersioningSuspended(t *testing.T) {
 	if n := len(entriesOf(t, bucket, k)); n != 2 {
 		t.Errorf("%d entries after an overwrite with versioning suspended, want both versions'", n)
 	}
-	etagOf := func(version string) string {
-		t.Helper()
-		st, err := viaProxy(t, true).StatObject(ctx, bucket, k, minio.StatObjectOptions{VersionID: version})
-		if err != nil {
-			t.Fatalf("stat version %q: %v", version, err)
-		}
-		return st.ETag
-	}
+	etagOf := func(version string) string { t.Helper(); return versionETag(t, bucket, k, version) }
 	if got := etagOf(v1); got != md5hex([]byte("one")) {
 		t.Errorf("version one's ETag %s, want its MD5", got)
 	}
