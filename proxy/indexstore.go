@@ -77,22 +77,10 @@ func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 		} else if opts.StartAfter != "" {
 			q.Set("start-after", opts.StartAfter)
 		}
-		ur := exemptRequest(http.MethodGet, target{Bucket: bucket}, q)
-		resp, err := o.s.roundTrip(ctx, o.ex, ur, nil)
+		// Under the reserved prefix, every key is a reserved one.
+		res, err := o.s.listingPage(ctx, o.ex, bucket, q)
 		if err != nil {
 			return false, err
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexPage))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil {
-			return false, errIndex(resp.Status)
-		}
-		// The listing scanner (listing.go); under the reserved prefix,
-		// every key is a reserved one. Decoded only if the upstream says
-		// it encoded.
-		res, err := parseListing(body, urlEncodedListing(body))
-		if err != nil {
-			return false, errIndex("listing: " + err.Error())
 		}
 		for _, name := range res.reserved {
 			if !fn(name) {
@@ -110,10 +98,25 @@ func (o indexObjects) List(ctx context.Context, bucket string, opts etagindex.Li
 	return true, nil // truncated at MaxPages
 }
 
-// urlEncodedListing reports a listing page whose keys the upstream says
-// it URL-encoded.
-func urlEncodedListing(body []byte) bool {
-	return bytes.Contains(body, []byte("<EncodingType>url</EncodingType>"))
+// listingPage reads one page of a listing of bucket (q: ListObjectsV2's
+// or ListObjectVersions' parameters) with the listing scanner
+// (listing.go), for the proxy's own use. Keys are decoded only if the
+// upstream says it URL-encoded them ("a+b" is not "a b").
+func (s *Server) listingPage(ctx context.Context, ex *exchange, bucket string, q url.Values) (*parsedListing, error) {
+	resp, err := s.roundTrip(ctx, ex, exemptRequest(http.MethodGet, target{Bucket: bucket}, q), nil)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexPage))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil {
+		return nil, errIndex("listing: " + resp.Status)
+	}
+	res, err := parseListing(body, bytes.Contains(body, []byte("<EncodingType>url</EncodingType>")))
+	if err != nil {
+		return nil, errIndex("listing: " + err.Error())
+	}
+	return res, nil
 }
 
 // xmlText reports whether XML 1.0 can carry s as character data.

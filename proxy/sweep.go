@@ -3,9 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"maps"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -153,19 +151,9 @@ func (s *Server) versionETags(ctx context.Context, ex *exchange, bucket string, 
 		if opts.MaxKeys > 0 {
 			q.Set("max-keys", strconv.Itoa(opts.MaxKeys))
 		}
-		resp, err := s.roundTrip(ctx, ex, exemptRequest(http.MethodGet, target{Bucket: bucket}, q), nil)
+		res, err := s.listingPage(ctx, ex, bucket, q)
 		if err != nil {
 			return false, err
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxIndexPage))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil {
-			return false, errIndex("listing objects: " + resp.Status)
-		}
-		// Decoded only if the upstream says it encoded ("a+b" is not "a b").
-		res, err := parseListing(body, urlEncodedListing(body))
-		if err != nil {
-			return false, errIndex("listing objects: " + err.Error())
 		}
 		// Every page starts before a key's first version: a key's
 		// versions in it are all of them, but for the page's last name
