@@ -16,18 +16,19 @@ import (
 
 // The clean-ups of index entries (indexlife.go) are swept together: those
 // answered within sweepWindow of each other share their listings
-// (etagindex.EntriesOf; the objects', for etagindex.Stale) and one
-// DeleteObjects. A backup tool that writes or
-// deletes many keys in order then costs about one listing per window, not
-// one per object: a PUT with MD5 ETags is two upstream requests (the
-// object and its entry), a DELETE about one.
+// (etagindex.EntriesOf; the objects' versions, for etagindex.Stale) and a
+// DeleteObjects per chunk of sweepChunk keys. A backup tool that writes or
+// deletes many keys in order then costs a few requests per window, not
+// one listing per object: a PUT with MD5 ETags is two upstream requests
+// (the object and its entry), a DELETE about one.
 
 // sweepWindow is how long a clean-up waits for others to share its
 // listing. It is behind the client's answer: what it delays is only when
 // a stale entry goes (DrainCleanups waits for it).
 const sweepWindow = 100 * time.Millisecond
 
-// maxSweep is the most clean-ups one sweep takes (one DeleteObjects).
+// maxSweep is the most clean-ups one sweep takes: that many pending are
+// swept at once, without waiting for the window.
 const maxSweep = 1000
 
 // sweepChunk is the most keys of a bucket one listing run takes: the
