@@ -55,15 +55,18 @@ func toxiproxyBinary() (string, error) {
 // direct client through it, and one proxy for each etags setting in
 // front of it.
 type netWorld struct {
-	direct  *endpoint
-	dials   *atomic.Int64 // the direct client's connections (each a TLS handshake)
-	proxies []*netProxy
+	direct   *endpoint
+	dials    *atomic.Int64 // the direct client's connections (each a TLS handshake)
+	proxies  []*netProxy
+	toxiPID  int
+	minioPID int
 }
 
 type netProxy struct {
-	e       *endpoint
-	etags   string
-	metrics string // http://admin/metrics
+	e          *endpoint
+	etags      string
+	metricsURL string // http://admin/metrics
+	pid        int
 }
 
 func (b *bench) startNetwork(ctx context.Context, l link) (*netWorld, error) {
@@ -111,7 +114,7 @@ func (b *bench) startNetwork(ctx context.Context, l link) (*netWorld, error) {
 	}
 	linkURL := fmt.Sprintf("https://127.0.0.1:%d", linkPort)
 
-	nw := &netWorld{dials: new(atomic.Int64)}
+	nw := &netWorld{dials: new(atomic.Int64), toxiPID: cmd.Process.Pid, minioPID: w.minioPID()}
 	hc, err := newClient(w.minio.CAFile, w.pt.CA)
 	if err != nil {
 		return nil, err
@@ -143,9 +146,10 @@ func (b *bench) startNetwork(ctx context.Context, l link) (*netWorld, error) {
 		}
 		w.cleanups = append(w.cleanups, func() { stopProcess(cmd, done) })
 		p := &netProxy{
-			e:       &endpoint{name: "proxy, etags " + etags, base: fmt.Sprintf("https://127.0.0.1:%d", port), ak: clientAK, sk: clientSK, hc: w.hc},
-			etags:   etags,
-			metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", admin),
+			e:          &endpoint{name: "proxy, etags " + etags, base: fmt.Sprintf("https://127.0.0.1:%d", port), ak: clientAK, sk: clientSK, hc: w.hc},
+			etags:      etags,
+			metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", admin),
+			pid:        cmd.Process.Pid,
 		}
 		if err := waitTCP(ctx, p.e.base, done); err != nil {
 			return nil, fmt.Errorf("%s did not start (see %s): %w", name, filepath.Join(w.dir, name+".log"), err)
@@ -175,37 +179,85 @@ func toxiAPI(ctx context.Context, url string, doc any) error {
 	return nil
 }
 
-// handshakes reads the proxy's upstream TLS handshakes (successful and
-// failed) and connections opened from its metrics.
-func (p *netProxy) handshakes(ctx context.Context) (tlsHandshakes, conns float64, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics, nil)
+// metrics reads the proxy's metrics, each summed over its labels.
+func (p *netProxy) metrics(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
 		name, value, ok := strings.Cut(line, " ")
-		if !ok {
+		if !ok || strings.HasPrefix(name, "#") {
 			continue
 		}
 		v, err := strconv.ParseFloat(value, 64)
 		if err != nil {
 			continue
 		}
-		switch {
-		case strings.HasPrefix(name, "ssec_proxy_upstream_tls_handshakes_total"):
-			tlsHandshakes += v
-		case name == "ssec_proxy_upstream_connections_opened_total":
-			conns += v
-		}
+		name, _, _ = strings.Cut(name, "{")
+		out[name] += v
 	}
-	return tlsHandshakes, conns, sc.Err()
+	return out, sc.Err()
+}
+
+// handshakes reads the proxy's upstream TLS handshakes (successful and
+// failed).
+func (p *netProxy) handshakes(ctx context.Context) (float64, error) {
+	m, err := p.metrics(ctx)
+	return m["ssec_proxy_upstream_tls_handshakes_total"], err
+}
+
+// settle waits until the proxy has no index write under way, then for
+// its clean-ups, swept 100 ms after their requests' answers, to be done:
+// what a run's writes cost the proxy and MinIO includes what they leave
+// behind.
+func (p *netProxy) settle(ctx context.Context) error {
+	for deadline := time.Now().Add(time.Minute); ; {
+		m, err := p.metrics(ctx)
+		if err != nil {
+			return err
+		}
+		if m["ssec_proxy_index_writes_pending"] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: index writes still pending after a minute", p.e.name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	return nil
+}
+
+// cpuSample is the CPU time so far of each process that serves a run:
+// the clients (this process), toxiproxy, MinIO and the proxy (zero for
+// direct).
+type cpuSample [4]time.Duration
+
+var cpuParts = [4]string{"clients", "toxiproxy", "minio", "proxy"}
+
+func (nw *netWorld) cpu(p *netProxy) (cpuSample, error) {
+	var c cpuSample
+	pids := []int{os.Getpid(), nw.toxiPID, nw.minioPID}
+	if p != nil {
+		pids = append(pids, p.pid)
+	}
+	for i, pid := range pids {
+		d, err := procCPU(pid)
+		if err != nil {
+			return c, err
+		}
+		c[i] = d
+	}
+	return c, nil
 }
 
 // del deletes key (204, or 404 through nothing).
@@ -230,16 +282,18 @@ func (b *bench) network(ctx context.Context) error {
 	}
 	b.net = nw
 	eps := []*endpoint{nw.direct}
+	proxyOf := map[*endpoint]*netProxy{}
 	for _, p := range nw.proxies {
 		eps = append(eps, p.e)
+		proxyOf[p.e] = p
 	}
 	// Connections and handshakes are counted over the small-object runs.
 	count := func() ([]float64, error) {
 		out := []float64{float64(nw.dials.Load())}
 		for _, p := range nw.proxies {
-			h, _, err := p.handshakes(ctx)
+			h, err := p.handshakes(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("reading %s: %w", p.metrics, err)
+				return nil, fmt.Errorf("reading %s: %w", p.metricsURL, err)
 			}
 			out = append(out, h)
 		}
@@ -286,11 +340,29 @@ func (b *bench) network(ctx context.Context) error {
 			}{{"one", b.o.netOne, 1}, {"many", b.o.netMany, 32}} {
 				for _, op := range []string{"put", "get", "delete"} {
 					busy := busyMeter()
+					c0, err := nw.cpu(proxyOf[e])
+					if err != nil {
+						return err
+					}
 					ops, lat, err := b.concurrent(ctx, e, op, run.n, run.conc, 4*KiB, "net/small/"+e.name+"/")
 					if err != nil {
 						return err
 					}
 					b.res.add(pre+run.name+"/"+op+"/busy", busy())
+					if p := proxyOf[e]; p != nil && run.conc > 1 {
+						if err := p.settle(ctx); err != nil {
+							return err
+						}
+					}
+					if run.conc > 1 {
+						c1, err := nw.cpu(proxyOf[e])
+						if err != nil {
+							return err
+						}
+						for i, part := range cpuParts {
+							b.res.add(pre+"many/"+op+"/cpu/"+part, float64((c1[i]-c0[i]).Microseconds())/float64(run.n))
+						}
+					}
 					requests += run.n
 					if run.conc == 1 {
 						b.res.add(pre+"one/"+op+"/p50", percentile(lat, 0.50))

@@ -179,6 +179,29 @@ func (b *bench) networkReport(p func(string, ...any), m func(string) float64) {
 	}
 	dv, mv, uv := m(d+"files"), m(md5+"files"), m(up+"files")
 	p("| %d × 64 KiB PUT at 8 clients, wall time | %.2f s | %.2f s (%.2f×) | %.2f s (%.2f×) | | %s |\n\n", b.o.netFiles, dv, mv, mv/dv, uv, uv/dv, b.verdict(mv/dv <= 1.05, "≤ 1.05×"))
+	p("Where the CPU of the 32-client runs went, per operation: the clients (this program), toxiproxy, MinIO and the proxy, from `/proc/<pid>/stat`, read before each run and after it (after the proxy's index writes and clean-ups of the run are done). *CPU-bound ceiling* is what %d CPUs could do at that cost if nothing else limited.\n\n", runtime.NumCPU())
+	p("| 4 KiB, 32 clients | CPU µs per op: clients | toxiproxy | MinIO | ssec-proxy | all | CPU-bound ceiling, ops/s | measured ops/s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, op := range []string{"put", "get", "delete"} {
+		for _, e := range []struct{ label, pre string }{{"direct", d}, {"etags md5", md5}, {"etags upstream", up}} {
+			k := e.pre + "many/" + op
+			all := 0.0
+			cells := make([]string, len(cpuParts))
+			for i, part := range cpuParts {
+				v := m(k + "/cpu/" + part)
+				all += v
+				cells[i] = fmt.Sprintf("%.0f", v)
+			}
+			if e.pre == d {
+				cells[3] = "—"
+			}
+			ceiling := "—" // a run too short for the clock's 10 ms ticks
+			if all > 0 {
+				ceiling = fmt.Sprintf("%.0f", float64(runtime.NumCPU())*1e6/all)
+			}
+			p("| %s, %s | %s | %.0f | %s | %.0f |\n", strings.ToUpper(op), e.label, strings.Join(cells, " | "), all, ceiling, m(k))
+		}
+	}
+	p("\n")
 	// The pool a client needs is a connection per request under way; the
 	// proxy with etags md5 adds up to two requests behind each of its
 	// writes (the entry, then the listing of stale ones), etags upstream
