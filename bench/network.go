@@ -115,6 +115,9 @@ func (b *bench) startNetwork(ctx context.Context, l link) (*netWorld, error) {
 	linkURL := fmt.Sprintf("https://127.0.0.1:%d", linkPort)
 
 	nw := &netWorld{dials: new(atomic.Int64), toxiPID: cmd.Process.Pid, minioPID: w.minioPID()}
+	if nw.minioPID == 0 {
+		return nil, errors.New("no MinIO process among this program's children (is SSEC_MINIO_BIN a wrapper?): its CPU cannot be read")
+	}
 	hc, err := newClient(w.minio.CAFile, w.pt.CA)
 	if err != nil {
 		return nil, err
@@ -215,10 +218,10 @@ func (p *netProxy) handshakes(ctx context.Context) (float64, error) {
 	return m["ssec_proxy_upstream_tls_handshakes_total"], err
 }
 
-// settle waits until the proxy has no index write under way, then for
-// its clean-ups, swept 100 ms after their requests' answers, to be done:
-// what a run's writes cost the proxy and MinIO includes what they leave
-// behind.
+// settle waits until the proxy has no index write under way (its
+// clean-ups, swept 100 ms after their requests' answers and a few round
+// trips long, are given the 500 ms pause that follows every run; no
+// metric shows them).
 func (p *netProxy) settle(ctx context.Context) error {
 	for deadline := time.Now().Add(time.Minute); ; {
 		m, err := p.metrics(ctx)
@@ -233,7 +236,28 @@ func (p *netProxy) settle(ctx context.Context) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond)
+	return nil
+}
+
+// cpuPerOp records, under name+"/cpu/", each process's CPU per operation
+// of a run of n that began at c0, read once the proxy p (nil: direct) has
+// no index write under way and 500 ms more have passed, so that the
+// figures include what the run left behind (the entries, the clean-ups)
+// and the next run starts on a quiet machine, whichever endpoint it is.
+func (nw *netWorld) cpuPerOp(ctx context.Context, b *bench, name string, p *netProxy, c0 cpuSample, n int) error {
+	if p != nil {
+		if err := p.settle(ctx); err != nil {
+			return err
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // every endpoint's next run starts as quiet
+	c1, err := nw.cpu(p)
+	if err != nil {
+		return err
+	}
+	for i, part := range cpuParts {
+		b.res.add(name+"/cpu/"+part, float64((c1[i]-c0[i]).Microseconds())/float64(n))
+	}
 	return nil
 }
 
@@ -302,9 +326,11 @@ func (b *bench) network(ctx context.Context) error {
 	requests := 0
 	var handshakes []float64
 	for r := 0; r < b.o.netRounds; r++ {
-		// Each round starts with the next endpoint (A B C, B C A, C A B):
-		// what follows what (MinIO still busy with the files just
-		// written, say) falls on each in turn.
+		// Each round starts with the next endpoint (A B C, B C A, C A B),
+		// so that going first (after the large objects) falls on each in
+		// turn. Who follows whom does not rotate (B always follows A
+		// within a round): after every many-client run each endpoint
+		// waits until the machine is quiet (cpuPerOp).
 		order := slices.Concat(eps[r%len(eps):], eps[:r%len(eps)])
 		for _, e := range order {
 			pre := "net/" + e.name + "/"
@@ -349,18 +375,9 @@ func (b *bench) network(ctx context.Context) error {
 						return err
 					}
 					b.res.add(pre+run.name+"/"+op+"/busy", busy())
-					if p := proxyOf[e]; p != nil && run.conc > 1 {
-						if err := p.settle(ctx); err != nil {
-							return err
-						}
-					}
 					if run.conc > 1 {
-						c1, err := nw.cpu(proxyOf[e])
-						if err != nil {
+						if err := nw.cpuPerOp(ctx, b, pre+"many/"+op, proxyOf[e], c0, run.n); err != nil {
 							return err
-						}
-						for i, part := range cpuParts {
-							b.res.add(pre+"many/"+op+"/cpu/"+part, float64((c1[i]-c0[i]).Microseconds())/float64(run.n))
 						}
 					}
 					requests += run.n
@@ -374,13 +391,21 @@ func (b *bench) network(ctx context.Context) error {
 					}
 				}
 			}
+			c0, err := nw.cpu(proxyOf[e])
+			if err != nil {
+				return err
+			}
 			t0 := time.Now()
 			if _, _, err := b.concurrent(ctx, e, "put", b.o.netFiles, 8, 64*KiB, "net/files/"+e.name+"/"); err != nil {
 				return err
 			}
+			took := time.Since(t0)
 			requests += b.o.netFiles
-			b.res.add(pre+"files", time.Since(t0).Seconds())
-			b.logf("network %d × 64 KiB PUT %s, 8 clients: %.2f s", b.o.netFiles, e.name, time.Since(t0).Seconds())
+			b.res.add(pre+"files", took.Seconds())
+			b.logf("network %d × 64 KiB PUT %s, 8 clients: %.2f s", b.o.netFiles, e.name, took.Seconds())
+			if err := nw.cpuPerOp(ctx, b, pre+"files", proxyOf[e], c0, b.o.netFiles); err != nil {
+				return err
+			}
 		}
 		after, err := count()
 		if err != nil {
