@@ -366,9 +366,11 @@ func (b *bench) network(ctx context.Context) error {
 			}{{"one", b.o.netOne, 1}, {"many", b.o.netMany, 32}} {
 				for _, op := range []string{"put", "get", "delete"} {
 					busy := busyMeter()
-					c0, err := nw.cpu(proxyOf[e])
-					if err != nil {
-						return err
+					var c0 cpuSample
+					if run.conc > 1 {
+						if c0, err = nw.cpu(proxyOf[e]); err != nil {
+							return err
+						}
 					}
 					ops, lat, err := b.concurrent(ctx, e, op, run.n, run.conc, 4*KiB, "net/small/"+e.name+"/")
 					if err != nil {
