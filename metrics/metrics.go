@@ -36,6 +36,10 @@ type IndexObserver interface {
 	// each scrape, from any goroutine, and must be quick. A later call
 	// replaces it; nil reports 0.
 	SetIndexPending(func() int)
+	// SetCleanupsPending gives the function that says how many clean-ups
+	// of index entries (of overwritten and deleted objects) wait for
+	// their sweep or are under way; the same rules as SetIndexPending.
+	SetCleanupsPending(func() int)
 }
 
 // UpstreamObserver hears of the proxy's connections to the upstream.
@@ -90,8 +94,9 @@ type Metrics struct {
 	probeLastOK prometheus.Gauge
 	probeTook   prometheus.Histogram
 
-	indexWrites  *prometheus.CounterVec
-	indexPending atomic.Pointer[func() int]
+	indexWrites     *prometheus.CounterVec
+	indexPending    scrapeFunc
+	cleanupsPending scrapeFunc
 
 	connsOpened   prometheus.Counter
 	tlsHandshakes *prometheus.CounterVec
@@ -127,13 +132,9 @@ func New(version string) *Metrics {
 
 	m.indexWrites = f.counterVec("ssec_proxy_index_writes_total",
 		"Writes of ETag index entries, by result (success, failure: the object is stored, later responses carry the upstream's ETag).", "result")
-	f.gaugeFunc("ssec_proxy_index_writes_pending", "ETag index writes started or queued and not finished.",
-		func() float64 {
-			if fn := m.indexPending.Load(); fn != nil {
-				return float64((*fn)())
-			}
-			return 0
-		})
+	f.gaugeFunc("ssec_proxy_index_writes_pending", "ETag index writes started or queued and not finished.", m.indexPending.value)
+	f.gaugeFunc("ssec_proxy_index_cleanups_pending",
+		"Clean-ups of ETag index entries (of overwritten and deleted objects) waiting for their sweep or under way.", m.cleanupsPending.value)
 
 	m.connsOpened = f.counter("ssec_proxy_upstream_connections_opened_total",
 		"Connections opened to the upstream.")
@@ -223,12 +224,29 @@ func (m *Metrics) IndexWrite(ok bool) { m.indexWrites.WithLabelValues(result(ok)
 
 // SetIndexPending sets the function that ssec_proxy_index_writes_pending
 // reports; nil reports 0.
-func (m *Metrics) SetIndexPending(fn func() int) {
+func (m *Metrics) SetIndexPending(fn func() int) { m.indexPending.set(fn) }
+
+// SetCleanupsPending sets the function that
+// ssec_proxy_index_cleanups_pending reports; nil reports 0.
+func (m *Metrics) SetCleanupsPending(fn func() int) { m.cleanupsPending.set(fn) }
+
+// scrapeFunc is the function a gauge reports at each scrape, set and
+// replaced at any time; unset, the gauge is 0.
+type scrapeFunc struct{ fn atomic.Pointer[func() int] }
+
+func (g *scrapeFunc) set(fn func() int) {
 	if fn == nil {
-		m.indexPending.Store(nil)
+		g.fn.Store(nil)
 		return
 	}
-	m.indexPending.Store(&fn)
+	g.fn.Store(&fn)
+}
+
+func (g *scrapeFunc) value() float64 {
+	if fn := g.fn.Load(); fn != nil {
+		return float64((*fn)())
+	}
+	return 0
 }
 
 // UpstreamConnOpened counts one new connection to the upstream.

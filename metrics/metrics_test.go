@@ -54,6 +54,7 @@ var newNames = map[string]dto.MetricType{
 	"ssec_proxy_upstream_errors_total":             dto.MetricType_COUNTER,
 	"ssec_proxy_index_writes_total":                dto.MetricType_COUNTER,
 	"ssec_proxy_index_writes_pending":              dto.MetricType_GAUGE,
+	"ssec_proxy_index_cleanups_pending":            dto.MetricType_GAUGE,
 	"ssec_proxy_upstream_connections_opened_total": dto.MetricType_COUNTER,
 	"ssec_proxy_upstream_tls_handshakes_total":     dto.MetricType_COUNTER,
 	"process_cpu_seconds_total":                    dto.MetricType_COUNTER,
@@ -89,6 +90,7 @@ func exercised(t testing.TB) *Metrics {
 	m.IndexWrite(true)
 	m.IndexWrite(false)
 	m.SetIndexPending(func() int { return 3 })
+	m.SetCleanupsPending(func() int { return 4 })
 	m.UpstreamConnOpened()
 	m.UpstreamTLSHandshake(true)
 	return m
@@ -132,7 +134,7 @@ func TestNamesStable(t *testing.T) {
 		"ssec_proxy_config_last_reload_successful", "ssec_proxy_tls_reloads_total",
 		"ssec_proxy_tls_cert_not_after_timestamp_seconds", "ssec_proxy_upstream_up",
 		"ssec_proxy_upstream_errors_total", "ssec_proxy_index_writes_total", "ssec_proxy_index_writes_pending",
-		"ssec_proxy_upstream_connections_opened_total", "ssec_proxy_upstream_tls_handshakes_total",
+		"ssec_proxy_index_cleanups_pending", "ssec_proxy_upstream_connections_opened_total", "ssec_proxy_upstream_tls_handshakes_total",
 		"ssec_proxy_build_info", "process_resident_memory_bytes", "go_goroutines"} {
 		if _, ok := fresh[name]; !ok {
 			t.Errorf("%s is missing before any request", name)
@@ -357,6 +359,7 @@ ssec_proxy_upstream_tls_handshakes_total{result="success"} 0
 	pending := 0
 	var mu sync.Mutex
 	m.SetIndexPending(func() int { mu.Lock(); defer mu.Unlock(); return pending })
+	m.SetCleanupsPending(func() int { mu.Lock(); defer mu.Unlock(); return 7 * pending })
 	mu.Lock()
 	pending = 12
 	mu.Unlock()
@@ -398,9 +401,19 @@ ssec_proxy_upstream_tls_handshakes_total{result="success"} 0
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(pendingWant), "ssec_proxy_index_writes_pending"); err != nil {
 		t.Error(err)
 	}
+	cleanupsWant := "# HELP ssec_proxy_index_cleanups_pending Clean-ups of ETag index entries (of overwritten and deleted objects) waiting for their sweep or under way.\n" +
+		"# TYPE ssec_proxy_index_cleanups_pending gauge\nssec_proxy_index_cleanups_pending 84\n"
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(cleanupsWant), "ssec_proxy_index_cleanups_pending"); err != nil {
+		t.Error(err)
+	}
 	m.SetIndexPending(nil)
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(strings.Replace(pendingWant, " 12", " 0", 1)),
 		"ssec_proxy_index_writes_pending"); err != nil {
+		t.Error(err)
+	}
+	m.SetCleanupsPending(nil)
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(strings.Replace(cleanupsWant, " 84", " 0", 1)),
+		"ssec_proxy_index_cleanups_pending"); err != nil {
 		t.Error(err)
 	}
 

@@ -307,14 +307,15 @@ func TestSOSZoneStreamsCrossKeyCopies(t *testing.T) {
 type hookRecorder struct {
 	statsRecorder
 	conns, handshakes, indexOK atomicCount
-	pending                    func() int
+	pending, cleanups          func() int
 }
 
 type atomicCount struct{ n atomic.Int64 }
 
-func (h *hookRecorder) UpstreamConnOpened()           { h.conns.n.Add(1) }
-func (h *hookRecorder) UpstreamTLSHandshake(ok bool)  { h.handshakes.n.Add(1) }
-func (h *hookRecorder) SetIndexPending(fn func() int) { h.pending = fn }
+func (h *hookRecorder) UpstreamConnOpened()              { h.conns.n.Add(1) }
+func (h *hookRecorder) UpstreamTLSHandshake(ok bool)     { h.handshakes.n.Add(1) }
+func (h *hookRecorder) SetIndexPending(fn func() int)    { h.pending = fn }
+func (h *hookRecorder) SetCleanupsPending(fn func() int) { h.cleanups = fn }
 func (h *hookRecorder) IndexWrite(ok bool) {
 	if ok {
 		h.indexOK.n.Add(1)
@@ -345,8 +346,8 @@ func TestObserverHooks(t *testing.T) {
 	st := obs.stats[len(obs.stats)-1]
 	obs.mu.Unlock()
 	h, err := New(Options{Config: p.cfg, Keyring: p.h.rt.Load().ring, Observer: obs})
-	if err != nil || obs.pending == nil || obs.pending() != 0 {
-		t.Errorf("New did not hand the observer the index backlog (%v)", err)
+	if err != nil || obs.pending == nil || obs.pending() != 0 || obs.cleanups == nil || obs.cleanups() != 0 {
+		t.Errorf("New did not hand the observer the index backlog and the clean-ups' (%v)", err)
 	}
 	_ = h
 	if st.RuleBucket != "enc" || st.RulePrefix != "" || st.Op != "PutObject" {

@@ -111,6 +111,7 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 type indexObserver interface {
 	IndexWrite(ok bool)
 	SetIndexPending(func() int)
+	SetCleanupsPending(func() int)
 }
 
 func (s *Server) indexWrite(ok bool) {

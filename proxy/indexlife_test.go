@@ -111,8 +111,15 @@ func TestForgetsAreBounded(t *testing.T) {
 	if !ex.rt.md5ETags {
 		t.Fatal("the test config has no MD5 ETags")
 	}
+	obs := &hookRecorder{}
+	if _, err := New(Options{Config: p.cfg, Keyring: p.h.rt.Load().ring, Observer: obs}); err != nil {
+		t.Fatal(err)
+	}
 	for range maxForgets {
 		forgetSlots <- struct{}{}
+	}
+	if n := obs.cleanups(); n != maxForgets {
+		t.Errorf("ssec_proxy_index_cleanups_pending would say %d, want the %d held", n, maxForgets)
 	}
 	defer func() { // the test's own: the clean-up's went when it finished
 		for len(forgetSlots) > 0 {

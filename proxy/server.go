@@ -117,6 +117,7 @@ func New(o Options) (*Server, error) {
 	s.router = newRouter(s.handle, http.HandlerFunc(s.unrouted))
 	if io, ok := o.Observer.(indexObserver); ok {
 		io.SetIndexPending(func() int { return int(s.indexPending.Load()) })
+		io.SetCleanupsPending(func() int { return len(forgetSlots) }) // the process's, as the bound is
 	}
 	return s, nil
 }
