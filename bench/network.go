@@ -218,21 +218,19 @@ func (p *netProxy) handshakes(ctx context.Context) (float64, error) {
 	return m["ssec_proxy_upstream_tls_handshakes_total"], err
 }
 
-// settle waits until the proxy has no index write under way (its
-// clean-ups, swept 100 ms after their requests' answers and a few round
-// trips long, are given the 500 ms pause that follows every run; no
-// metric shows them).
+// settle waits until the proxy has no index write or clean-up waiting or
+// under way.
 func (p *netProxy) settle(ctx context.Context) error {
 	for deadline := time.Now().Add(time.Minute); ; {
 		m, err := p.metrics(ctx)
 		if err != nil {
 			return err
 		}
-		if m["ssec_proxy_index_writes_pending"] == 0 {
+		if m["ssec_proxy_index_writes_pending"] == 0 && m["ssec_proxy_index_cleanups_pending"] == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: index writes still pending after a minute", p.e.name)
+			return fmt.Errorf("%s: index writes or clean-ups still pending after a minute", p.e.name)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -241,9 +239,10 @@ func (p *netProxy) settle(ctx context.Context) error {
 
 // cpuPerOp records, under name+"/cpu/", each process's CPU per operation
 // of a run of n that began at c0, read once the proxy p (nil: direct) has
-// no index write under way and 500 ms more have passed, so that the
-// figures include what the run left behind (the entries, the clean-ups)
-// and the next run starts on a quiet machine, whichever endpoint it is.
+// no index write or clean-up under way and 500 ms more have passed, so
+// that the figures include what the run left behind (the entries, the
+// clean-ups) and the next run starts on a quiet machine, whichever
+// endpoint it is.
 func (nw *netWorld) cpuPerOp(ctx context.Context, b *bench, name string, p *netProxy, c0 cpuSample, n int) error {
 	if p != nil {
 		if err := p.settle(ctx); err != nil {
