@@ -264,8 +264,8 @@ func (s *Server) sweepNow(fs []forget) {
 				for _, k := range chunk {
 					for range byKey[k] {
 						s.writes.finish(g.bucket + "\x00" + k)
+						<-forgetSlots // before endWork: drained means no slot held
 						endWork()
-						<-forgetSlots
 					}
 				}
 			}()
