@@ -226,7 +226,12 @@ func (p *netProxy) settle(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if m["ssec_proxy_index_writes_pending"] == 0 && m["ssec_proxy_index_cleanups_pending"] == 0 {
+		writes, ok1 := m["ssec_proxy_index_writes_pending"]
+		cleanups, ok2 := m["ssec_proxy_index_cleanups_pending"]
+		if !ok1 || !ok2 {
+			return fmt.Errorf("%s: its metrics show no index backlog (a binary older than ssec_proxy_index_cleanups_pending?)", p.e.name)
+		}
+		if writes == 0 && cleanups == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
