@@ -150,6 +150,7 @@ func TestAlertRules(t *testing.T) {
 		"ssec_proxy_tls_reloads_total",
 		"ssec_proxy_tls_cert_not_after_timestamp_seconds",
 		"ssec_proxy_index_writes_pending",
+		"ssec_proxy_index_cleanups_pending",
 		"ssec_proxy_index_writes_total",
 	} {
 		if !used[need] {
