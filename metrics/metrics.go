@@ -25,32 +25,14 @@ import (
 	"github.com/ssec-proxy/ssec-proxy/proxy"
 )
 
-// IndexObserver hears of the proxy's writes to its ETag index
-// (.ssec-proxy/etags/). The proxy cannot import this package; it declares
-// the same method set and asserts its Options.Observer to it.
-type IndexObserver interface {
-	// IndexWrite counts one finished write of an index entry.
-	IndexWrite(ok bool)
-	// SetIndexPending gives the function that says how many index
-	// writes are started or queued and not finished; it is called at
-	// each scrape, from any goroutine, and must be quick. A later call
-	// replaces it; nil reports 0.
-	SetIndexPending(func() int)
-	// SetCleanupsPending gives the function that says how many clean-ups
-	// of index entries (of overwritten and deleted objects) wait for
-	// their sweep or are under way; the same rules as SetIndexPending.
-	SetCleanupsPending(func() int)
-}
-
-// UpstreamObserver hears of the proxy's connections to the upstream.
-type UpstreamObserver interface {
-	// UpstreamConnOpened counts one new connection to the upstream
-	// (a dial that succeeded, before any TLS).
-	UpstreamConnOpened()
-	// UpstreamTLSHandshake counts one finished TLS handshake with the
-	// upstream.
-	UpstreamTLSHandshake(ok bool)
-}
+// IndexObserver and UpstreamObserver are the proxy's optional observer
+// hooks; the assertions below keep Metrics implementing them (the proxy
+// asserts its Options.Observer to them at run time: a Metrics that fell
+// out of step would silently hear nothing).
+type (
+	IndexObserver    = proxy.IndexObserver
+	UpstreamObserver = proxy.UpstreamObserver
+)
 
 var (
 	_ proxy.Observer   = (*Metrics)(nil)

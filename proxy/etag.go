@@ -107,15 +107,25 @@ func (s *Server) recordETag(ctx context.Context, ex *exchange, bucket, key, upst
 	})
 }
 
-// indexObserver hears of index writes (metrics' IndexObserver).
-type indexObserver interface {
+// IndexObserver hears of the proxy's writes to its ETag index
+// (.ssec-proxy/etags/): an Options.Observer that also implements it
+// (metrics.Metrics) is told.
+type IndexObserver interface {
+	// IndexWrite counts one finished write of an index entry.
 	IndexWrite(ok bool)
+	// SetIndexPending gives the function that says how many index
+	// writes are started or queued and not finished; it is called at
+	// each scrape, from any goroutine, and must be quick. A later call
+	// replaces it; nil reports 0.
 	SetIndexPending(func() int)
+	// SetCleanupsPending gives the function that says how many clean-ups
+	// of index entries (of overwritten and deleted objects) wait for
+	// their sweep or are under way; the same rules as SetIndexPending.
 	SetCleanupsPending(func() int)
 }
 
 func (s *Server) indexWrite(ok bool) {
-	if io, is := s.obs.(indexObserver); is {
+	if io, is := s.obs.(IndexObserver); is {
 		io.IndexWrite(ok)
 	}
 }

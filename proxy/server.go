@@ -115,7 +115,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.router = newRouter(s.handle, http.HandlerFunc(s.unrouted))
-	if io, ok := o.Observer.(indexObserver); ok {
+	if io, ok := o.Observer.(IndexObserver); ok {
 		io.SetIndexPending(func() int { return int(s.indexPending.Load()) })
 		io.SetCleanupsPending(func() int { return len(forgetSlots) }) // the process's, as the bound is
 	}

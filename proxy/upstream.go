@@ -30,10 +30,14 @@ type upstream struct {
 	client    *http.Client
 }
 
-// upstreamObserver hears of connections to the upstream (metrics'
-// UpstreamObserver; the proxy asserts its Options.Observer to it).
-type upstreamObserver interface {
+// UpstreamObserver hears of the proxy's connections to the upstream: an
+// Options.Observer that also implements it (metrics.Metrics) is told.
+type UpstreamObserver interface {
+	// UpstreamConnOpened counts one new connection to the upstream
+	// (a dial that succeeded, before any TLS).
 	UpstreamConnOpened()
+	// UpstreamTLSHandshake counts one finished TLS handshake with the
+	// upstream.
 	UpstreamTLSHandshake(ok bool)
 }
 
@@ -47,7 +51,7 @@ func newUpstream(cfg config.Upstream, obs Observer, wrap func(http.RoundTripper)
 		return nil, err
 	}
 	dial := stallDialer(&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, time.Duration(cfg.StallTimeout))
-	if uo, ok := obs.(upstreamObserver); ok {
+	if uo, ok := obs.(UpstreamObserver); ok {
 		// Count connections and the handshakes that were verified (a
 		// failed verification ends before VerifyConnection is called).
 		inner := dial
