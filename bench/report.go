@@ -210,9 +210,9 @@ func (b *bench) networkReport(p func(string, ...any), m func(string) float64) {
 	}
 	p("\n")
 	// The pool a client needs is a connection per request under way; the
-	// proxy with etags md5 adds up to two requests behind each of its
-	// writes (the entry, then the listing of stale ones), etags upstream
-	// none.
+	// proxy with etags md5 adds one request behind each of its writes (the
+	// entry) and the sweeps' few per 100 ms (listings, DeleteObjects),
+	// etags upstream none.
 	p("Upstream TLS handshakes over the small-object runs (4 KiB at 1 and 32 clients, the 64 KiB files at 8): the direct client's connections (each one handshake), the proxies' `ssec_proxy_upstream_tls_handshakes_total`.\n\n")
 	p("| | direct | etags md5 | etags upstream | targets: the connections the pool needs: etags upstream ≤ 1.1 × direct, etags md5 ≤ 3 × direct (the index requests behind the writes) |\n|---|---:|---:|---:|---|\n")
 	dh, mh, uh := m(d+"handshakes-total"), m(md5+"handshakes-total"), m(up+"handshakes-total")
